@@ -1,0 +1,113 @@
+"""Persistence behind one interface, so services never see SQL and a PostgreSQL driver can follow."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, fields
+from typing import Any, Protocol
+
+ACTIVE_STATUSES = ("pending", "processing")
+FINAL_STATUSES = ("completed", "failed", "cancelled", "expired")
+
+
+@dataclass(slots=True)
+class TaskRecord:
+    """One /upscale job as stored: the columns of the `tasks` table."""
+
+    id: int
+    guild_id: int | None
+    channel_id: int
+    user_id: int
+    source_kind: str
+    source_url: str
+    source_label: str
+    scale: int
+    status: str
+    created_at: float
+    upstream_id: str | None = None
+    upstream_status: str | None = None
+    progress: int = 0
+    estimated_time: float | None = None
+    credits_reserved: float | None = None
+    credits_used: float | None = None
+    result_url: str | None = None
+    error_code: str | None = None
+    error_message: str | None = None
+    submitted_at: float | None = None
+    finished_at: float | None = None
+    next_poll_at: float | None = None
+    poll_failures: int = 0
+    card_message_id: int | None = None
+    card_edited_at: float | None = None
+    card_progress: int | None = None
+    card_state: str | None = None
+    dm_state: str | None = None
+    dm_message_id: int | None = None
+    channel_state: str | None = None
+    channel_message_id: int | None = None
+    delivery_failures: int = 0
+    notified_at: float | None = None
+
+    @property
+    def final(self) -> bool:
+        return self.status in FINAL_STATUSES
+
+    @property
+    def display_id(self) -> str:
+        """What members see and type: the upstream id once known, else our own number."""
+        return self.upstream_id or f"#{self.id}"
+
+
+TASK_COLUMNS = frozenset(f.name for f in fields(TaskRecord))
+
+
+@dataclass(frozen=True, slots=True)
+class NewTask:
+    """What the task service knows before the paid POST."""
+
+    guild_id: int | None
+    channel_id: int
+    user_id: int
+    source_kind: str
+    source_url: str
+    source_label: str
+    scale: int
+    created_at: float
+
+
+class Storage(Protocol):
+    """The async interface every storage driver implements."""
+
+    async def close(self) -> None: ...
+
+    async def create_task(self, task: NewTask) -> TaskRecord: ...
+
+    async def get_task(self, task_id: int) -> TaskRecord | None: ...
+
+    async def get_task_by_upstream_id(self, upstream_id: str) -> TaskRecord | None: ...
+
+    async def update_task(self, task_id: int, changes: Mapping[str, Any],
+                          expect: Mapping[str, Any] | None = None) -> bool:
+        """Apply `changes` only if every `expect` column still has its value (None means IS NULL).
+
+        The conditional update is what keeps two workers from both moving a task or both delivering it.
+        """
+        ...
+
+    async def due_tasks(self, now: float, limit: int, exclude: Sequence[int] = ()) -> list[TaskRecord]: ...
+
+    async def next_due_at(self) -> float | None: ...
+
+    async def tasks_with_status(self, status: str) -> list[TaskRecord]: ...
+
+    async def user_tasks(self, user_id: int, limit: int, prefix: str = "") -> list[TaskRecord]: ...
+
+
+async def open_storage(database_url: str) -> Storage:
+    """Open the driver named by DATABASE_URL (only sqlite:/// for now) with migrations applied."""
+    from storage.sqlite import SQLiteStorage
+
+    prefix = "sqlite:///"
+    if not database_url.startswith(prefix):
+        raise ValueError("only sqlite:/// database URLs are supported")
+    return await SQLiteStorage.open(database_url[len(prefix) :])

@@ -1,0 +1,148 @@
+"""Settings: one typed object read from the environment and `.env`.
+
+The setting names are a contract (other tools drive the bot through them), so they live in one table here.
+A missing or malformed value stops start-up with one line naming the setting; secret values never appear
+in that line.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from dotenv import dotenv_values
+
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
+
+
+class ConfigError(Exception):
+    """A setting is missing or malformed; str() is the one line to print."""
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    """Everything the process is configured with. Secrets are excluded from repr."""
+
+    discord_token: str = field(repr=False)
+    evolink_api_key: str = field(repr=False)
+    evolink_base_url: str = "https://api.evolink.ai"
+    database_url: str = "sqlite:///data/upscale-bot.db"
+    discord_guild_ids: tuple[int, ...] = ()
+    discord_api_base_url: str | None = None
+    discord_gateway_url: str | None = None
+    poll_min_seconds: float = 5.0
+    poll_max_seconds: float = 60.0
+    card_edit_seconds: float = 15.0
+    poll_concurrency: int = 16
+    evolink_timeout_seconds: float = 30.0
+    interaction_edit_window_seconds: float = 840.0
+    log_level: str = "INFO"
+    alert_channel_id: int | None = None
+
+    @property
+    def sqlite_path(self) -> str:
+        """The SQLite file named by DATABASE_URL (validated at load time)."""
+        return _sqlite_path(self.database_url)
+
+    def secrets(self) -> tuple[str, ...]:
+        """Values that must never be printed (used by the log redaction filter)."""
+        return tuple(s for s in (self.discord_token, self.evolink_api_key) if s)
+
+
+def _sqlite_path(url: str) -> str:
+    prefix = "sqlite:///"
+    if not url.startswith(prefix) or len(url) == len(prefix):
+        raise ConfigError(
+            "DATABASE_URL must look like sqlite:///path/to/file.db (only SQLite is supported so far)"
+        )
+    return url[len(prefix) :]
+
+
+def _number(name: str, raw: str, *, minimum: float, kind: type = float) -> float:
+    try:
+        value = kind(raw)
+    except ValueError:
+        raise ConfigError(f"{name} must be a number, got {raw[:40]!r}") from None
+    if value != value or value < minimum or value in (float("inf"), float("-inf")):
+        raise ConfigError(f"{name} must be at least {minimum}, got {raw[:40]!r}")
+    return value
+
+
+def _url(name: str, raw: str, schemes: tuple[str, ...]) -> str:
+    from urllib.parse import urlsplit
+
+    try:
+        parts = urlsplit(raw)
+    except ValueError:
+        parts = None
+    if parts is None or parts.scheme not in schemes or not parts.netloc:
+        raise ConfigError(f"{name} must be a {' or '.join(schemes)} URL, got {raw[:80]!r}")
+    return raw.rstrip("/")
+
+
+def _snowflake(name: str, raw: str) -> int:
+    if not raw.isdigit() or not (0 < int(raw) < 2**64):
+        raise ConfigError(f"{name} must be a Discord id (digits only), got {raw[:40]!r}")
+    return int(raw)
+
+
+def load_settings(env: Mapping[str, str] | None = None, *, dotenv_path: str | Path | None = ".env",
+                  require_credentials: bool = True) -> Settings:
+    """Read settings from `env` (default: os.environ) over the `.env` file; raise ConfigError on a bad one."""
+    values: dict[str, str] = {}
+    if dotenv_path is not None and Path(dotenv_path).is_file():
+        values.update({k: v for k, v in dotenv_values(dotenv_path).items() if v is not None})
+    values.update(os.environ if env is None else env)
+
+    def get(name: str) -> str:
+        return values.get(name, "").strip()
+
+    def required(name: str) -> str:
+        value = get(name)
+        if not value and require_credentials:
+            raise ConfigError(f"{name} is not set: put it in the environment or in .env (see .env.example)")
+        return value
+
+    token = required("DISCORD_TOKEN")
+    api_key = required("EVOLINK_API_KEY")
+    kwargs: dict[str, object] = {"discord_token": token, "evolink_api_key": api_key}
+
+    if raw := get("EVOLINK_BASE_URL"):
+        kwargs["evolink_base_url"] = _url("EVOLINK_BASE_URL", raw, ("https", "http"))
+    if raw := get("DATABASE_URL"):
+        _sqlite_path(raw)
+        kwargs["database_url"] = raw
+    if raw := get("DISCORD_GUILD_IDS"):
+        kwargs["discord_guild_ids"] = tuple(
+            _snowflake("DISCORD_GUILD_IDS", part.strip()) for part in raw.split(",") if part.strip()
+        )
+    if raw := get("DISCORD_API_BASE_URL"):
+        kwargs["discord_api_base_url"] = _url("DISCORD_API_BASE_URL", raw, ("https", "http"))
+    if raw := get("DISCORD_GATEWAY_URL"):
+        kwargs["discord_gateway_url"] = _url("DISCORD_GATEWAY_URL", raw, ("wss", "ws"))
+    numbers = {
+        "POLL_MIN_SECONDS": ("poll_min_seconds", 0.05, float),
+        "POLL_MAX_SECONDS": ("poll_max_seconds", 0.05, float),
+        "CARD_EDIT_SECONDS": ("card_edit_seconds", 0.0, float),
+        "POLL_CONCURRENCY": ("poll_concurrency", 1, int),
+        "EVOLINK_TIMEOUT_SECONDS": ("evolink_timeout_seconds", 0.1, float),
+        "INTERACTION_EDIT_WINDOW_SECONDS": ("interaction_edit_window_seconds", 0.0, float),
+    }
+    for name, (attr, minimum, kind) in numbers.items():
+        if raw := get(name):
+            kwargs[attr] = _number(name, raw, minimum=minimum, kind=kind)
+    if raw := get("LOG_LEVEL"):
+        if raw.upper() not in LOG_LEVELS:
+            raise ConfigError(f"LOG_LEVEL must be one of {', '.join(LOG_LEVELS)}, got {raw[:40]!r}")
+        kwargs["log_level"] = raw.upper()
+    if raw := get("ALERT_CHANNEL_ID"):
+        kwargs["alert_channel_id"] = _snowflake("ALERT_CHANNEL_ID", raw)
+
+    settings = Settings(**kwargs)  # type: ignore[arg-type]
+    if settings.poll_max_seconds < settings.poll_min_seconds:
+        raise ConfigError("POLL_MAX_SECONDS must not be smaller than POLL_MIN_SECONDS")
+    if settings.interaction_edit_window_seconds > 900:
+        raise ConfigError("INTERACTION_EDIT_WINDOW_SECONDS must be at most 900 (interaction tokens last 15 minutes)")
+    return settings

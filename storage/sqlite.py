@@ -1,0 +1,172 @@
+"""SQLite driver (aiosqlite): WAL mode, numbered migrations, conditional updates."""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import aiosqlite
+
+from storage import ACTIVE_STATUSES, TASK_COLUMNS, NewTask, TaskRecord
+
+log = logging.getLogger(__name__)
+
+_MIGRATION_NAME = re.compile(r"^(\d{4})_[a-z0-9_]+\.sql$")
+
+
+def _migrations() -> list[tuple[int, str, str]]:
+    """(number, name, sql) for every file in storage/migrations, in order."""
+    found = []
+    for entry in resources.files("storage").joinpath("migrations").iterdir():
+        match = _MIGRATION_NAME.match(entry.name)
+        if match:
+            found.append((int(match.group(1)), entry.name, entry.read_text(encoding="utf-8")))
+    return sorted(found)
+
+
+def _check_columns(names: Mapping[str, Any]) -> None:
+    unknown = set(names) - TASK_COLUMNS
+    if unknown:
+        raise ValueError(f"unknown task columns: {sorted(unknown)}")
+
+
+class SQLiteStorage:
+    """The Storage interface on one aiosqlite connection (aiosqlite serialises calls on its thread)."""
+
+    def __init__(self, db: aiosqlite.Connection) -> None:
+        self._db = db
+
+    @classmethod
+    async def open(cls, path: str) -> SQLiteStorage:
+        if path != ":memory:":
+            Path(path).parent.mkdir(parents=True, exist_ok=True)
+        db = await aiosqlite.connect(path, isolation_level=None)
+        db.row_factory = aiosqlite.Row
+        await db.execute("PRAGMA journal_mode=WAL")
+        await db.execute("PRAGMA synchronous=NORMAL")
+        await db.execute("PRAGMA busy_timeout=5000")
+        await db.execute("PRAGMA foreign_keys=ON")
+        storage = cls(db)
+        await storage._migrate()
+        return storage
+
+    async def _migrate(self) -> None:
+        async with self._db.execute("PRAGMA user_version") as cur:
+            row = await cur.fetchone()
+        current = row[0] if row else 0
+        for number, name, sql in _migrations():
+            if number <= current:
+                continue
+            log.info("applying migration %s", name)
+            await self._db.execute("BEGIN IMMEDIATE")
+            try:
+                for statement in _split_sql(sql):
+                    await self._db.execute(statement)
+                await self._db.execute(f"PRAGMA user_version = {number}")
+            except BaseException:
+                await self._db.execute("ROLLBACK")
+                raise
+            await self._db.execute("COMMIT")
+
+    async def close(self) -> None:
+        await self._db.close()
+
+    async def create_task(self, task: NewTask) -> TaskRecord:
+        values = asdict(task)
+        values["status"] = "submitting"
+        columns = ", ".join(values)
+        marks = ", ".join("?" for _ in values)
+        async with self._db.execute(
+            f"INSERT INTO tasks ({columns}) VALUES ({marks}) RETURNING *", tuple(values.values())
+        ) as cur:
+            row = await cur.fetchone()
+        assert row is not None
+        return TaskRecord(**dict(row))
+
+    async def get_task(self, task_id: int) -> TaskRecord | None:
+        return await self._one("SELECT * FROM tasks WHERE id = ?", (task_id,))
+
+    async def get_task_by_upstream_id(self, upstream_id: str) -> TaskRecord | None:
+        return await self._one("SELECT * FROM tasks WHERE upstream_id = ?", (upstream_id,))
+
+    async def update_task(self, task_id: int, changes: Mapping[str, Any],
+                          expect: Mapping[str, Any] | None = None) -> bool:
+        if not changes:
+            return True
+        expect = expect or {}
+        _check_columns(changes)
+        _check_columns(expect)
+        sets = ", ".join(f"{name} = ?" for name in changes)
+        conditions = ["id = ?"]
+        params: list[Any] = [*changes.values(), task_id]
+        for name, value in expect.items():
+            if value is None:
+                conditions.append(f"{name} IS NULL")
+            else:
+                conditions.append(f"{name} = ?")
+                params.append(value)
+        cur = await self._db.execute(f"UPDATE tasks SET {sets} WHERE {' AND '.join(conditions)}", params)
+        changed = cur.rowcount == 1
+        await cur.close()
+        return changed
+
+    async def due_tasks(self, now: float, limit: int, exclude: Sequence[int] = ()) -> list[TaskRecord]:
+        marks = ", ".join("?" for _ in exclude)
+        skip = f"AND id NOT IN ({marks})" if exclude else ""
+        return await self._many(
+            f"SELECT * FROM tasks WHERE next_poll_at IS NOT NULL AND next_poll_at <= ? {skip} "
+            "ORDER BY next_poll_at LIMIT ?",
+            (now, *exclude, limit),
+        )
+
+    async def next_due_at(self) -> float | None:
+        async with self._db.execute(
+            "SELECT MIN(next_poll_at) FROM tasks WHERE next_poll_at IS NOT NULL"
+        ) as cur:
+            row = await cur.fetchone()
+        return row[0] if row else None
+
+    async def tasks_with_status(self, status: str) -> list[TaskRecord]:
+        return await self._many("SELECT * FROM tasks WHERE status = ? ORDER BY id", (status,))
+
+    async def user_tasks(self, user_id: int, limit: int, prefix: str = "") -> list[TaskRecord]:
+        if prefix:
+            like = prefix.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+            return await self._many(
+                "SELECT * FROM tasks WHERE user_id = ? AND (upstream_id LIKE ? ESCAPE '\\' "
+                "OR CAST(id AS TEXT) LIKE ? ESCAPE '\\') ORDER BY created_at DESC, id DESC LIMIT ?",
+                (user_id, like, like.lstrip("#"), limit),
+            )
+        return await self._many(
+            "SELECT * FROM tasks WHERE user_id = ? ORDER BY created_at DESC, id DESC LIMIT ?",
+            (user_id, limit),
+        )
+
+    async def count_active(self) -> int:
+        marks = ", ".join("?" for _ in ACTIVE_STATUSES)
+        async with self._db.execute(
+            f"SELECT COUNT(*) FROM tasks WHERE status IN ({marks})", ACTIVE_STATUSES
+        ) as cur:
+            row = await cur.fetchone()
+        return int(row[0]) if row else 0
+
+    async def _one(self, sql: str, params: Sequence[Any]) -> TaskRecord | None:
+        async with self._db.execute(sql, params) as cur:
+            row = await cur.fetchone()
+        return TaskRecord(**dict(row)) if row else None
+
+    async def _many(self, sql: str, params: Sequence[Any]) -> list[TaskRecord]:
+        async with self._db.execute(sql, params) as cur:
+            rows = await cur.fetchall()
+        return [TaskRecord(**dict(row)) for row in rows]
+
+
+def _split_sql(sql: str) -> list[str]:
+    """Split a migration file into statements (our files keep to one statement per `;`)."""
+    lines = [line for line in sql.splitlines() if not line.strip().startswith("--")]
+    return [part.strip() for part in "\n".join(lines).split(";") if part.strip()]
