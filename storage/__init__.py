@@ -40,6 +40,7 @@ class TaskRecord:
     card_message_id: int | None = None
     card_edited_at: float | None = None
     card_progress: int | None = None
+    card_status: str | None = None
     card_state: str | None = None
     dm_state: str | None = None
     dm_message_id: int | None = None

@@ -25,7 +25,8 @@ CREATE TABLE tasks (
     poll_failures       INTEGER NOT NULL DEFAULT 0,
     card_message_id     INTEGER,
     card_edited_at      REAL,
-    card_progress       INTEGER,
+    card_progress       INTEGER,                 -- progress and status the card last showed
+    card_status         TEXT,
     card_state          TEXT,                    -- NULL live, 'final' when the last edit is done, 'gone'
     dm_state            TEXT,                    -- NULL not yet, 'sent', 'refused', 'failed'
     dm_message_id       INTEGER,

@@ -1,0 +1,105 @@
+"""UpscaleBot: the discord.py Bot whose setup_hook opens the database and the HTTP session and loads the cogs."""
+
+from __future__ import annotations
+
+import logging
+
+import aiohttp
+import discord
+import yarl
+from discord.ext import commands
+
+from bot.config import Settings
+from bot.evolink import EvolinkClient
+from bot.messenger import DiscordMessenger
+from bot.notifier import Notifier
+from bot.poller import TaskPoller
+from bot.tasks import TaskService
+from storage import Storage, open_storage
+
+log = logging.getLogger(__name__)
+
+EXTENSIONS = ("cogs.upscale", "cogs.errors")
+
+
+def point_discord_at(settings: Settings) -> None:
+    """Send discord.py's REST and gateway traffic to the configured URLs (a proxy, or a loopback fake)."""
+    if settings.discord_api_base_url:
+        discord.http.Route.BASE = settings.discord_api_base_url
+    if settings.discord_gateway_url:
+        discord.gateway.DiscordWebSocket.DEFAULT_GATEWAY = yarl.URL(settings.discord_gateway_url)
+
+
+class UpscaleBot(commands.Bot):
+    """Owns the process-wide resources; the services are built here and used by the cogs."""
+
+    storage: Storage
+    http_session: aiohttp.ClientSession
+    evolink: EvolinkClient
+    tasks: TaskService
+    messenger: DiscordMessenger
+    notifier: Notifier
+    poller: TaskPoller
+
+    def __init__(self, settings: Settings, *, sync_commands: bool = True, **options: object) -> None:
+        options.setdefault("guild_ready_timeout", 2.0)
+        super().__init__(
+            command_prefix=commands.when_mentioned,
+            intents=discord.Intents.none() | discord.Intents(guilds=True),
+            help_command=None,
+            **options,  # type: ignore[arg-type]
+        )
+        self.settings = settings
+        self.sync_commands = sync_commands
+
+    async def setup_hook(self) -> None:
+        settings = self.settings
+        self.storage = await open_storage(settings.database_url)
+        self.http_session = aiohttp.ClientSession()
+        self.evolink = EvolinkClient(self.http_session, settings.evolink_base_url, settings.evolink_api_key,
+                                     request_timeout=settings.evolink_timeout_seconds,
+                                     backoff_base=min(1.0, settings.poll_min_seconds))
+        self.tasks = TaskService(self.storage, self.evolink, poll_min=settings.poll_min_seconds,
+                                 poll_max=settings.poll_max_seconds, on_change=self._wake_poller)
+        self.messenger = DiscordMessenger(self, edit_window=settings.interaction_edit_window_seconds)
+        self.notifier = Notifier(self.storage, self.messenger, card_edit_seconds=settings.card_edit_seconds,
+                                 retry_min=settings.poll_min_seconds, retry_max=settings.poll_max_seconds)
+        self.poller = TaskPoller(self.storage, self.tasks, self.notifier, self.evolink,
+                                 concurrency=settings.poll_concurrency, idle_wait=settings.poll_max_seconds)
+        for name in EXTENSIONS:
+            await self.load_extension(name)
+        interrupted = await self.tasks.resolve_interrupted_submissions()
+        if interrupted:
+            log.warning("%d task(s) were interrupted mid-submission; their members will be told", len(interrupted))
+        if self.sync_commands:
+            await self.sync_app_commands()
+        self.poller.start()
+
+    def _wake_poller(self) -> None:
+        if hasattr(self, "poller"):
+            self.poller.wake()
+
+    async def sync_app_commands(self) -> None:
+        """Sync to DISCORD_GUILD_IDS (instant) or globally when none are set."""
+        if self.settings.discord_guild_ids:
+            for guild_id in self.settings.discord_guild_ids:
+                guild = discord.Object(guild_id)
+                self.tree.copy_global_to(guild=guild)
+                synced = await self.tree.sync(guild=guild)
+                log.info("synced %d command(s) to guild %s", len(synced), guild_id)
+        else:
+            synced = await self.tree.sync()
+            log.info("synced %d command(s) globally (may take up to an hour to appear)", len(synced))
+
+    async def on_ready(self) -> None:
+        log.info("connected as %s (%s) in %d guild(s)", self.user, getattr(self.user, "id", "?"), len(self.guilds))
+
+    async def close(self) -> None:
+        """Stop the poller first so nothing is half-written, then the session and the database."""
+        if hasattr(self, "poller"):
+            await self.poller.stop()
+        await super().close()
+        if hasattr(self, "http_session"):
+            await self.http_session.close()
+        if hasattr(self, "storage"):
+            await self.storage.close()

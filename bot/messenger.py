@@ -1,0 +1,109 @@
+"""The notifier's way out to Discord: channel posts, DMs and task-card edits through discord.py.
+
+Failures are sorted into three kinds the notifier can act on, so it never needs to know discord.py's
+exception types: the member refused DMs, the target is gone (or we may not post there), or try again later.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable
+from typing import Protocol
+
+import aiohttp
+import discord
+
+log = logging.getLogger(__name__)
+
+DM_CLOSED = 50007
+INVALID_WEBHOOK_TOKEN = 50027
+
+
+class DeliveryError(Exception):
+    """kind: 'dm_closed', 'gone' (will never work: unknown channel/message, no access) or 'retry'."""
+
+    def __init__(self, kind: str, detail: str) -> None:
+        super().__init__(f"{kind}: {detail}")
+        self.kind = kind
+
+
+class Messenger(Protocol):
+    async def send_dm(self, user_id: int, content: str, *, nonce: str) -> int: ...
+
+    async def send_channel(self, channel_id: int, content: str, *, nonce: str, mention_user_id: int) -> int: ...
+
+    async def edit_card(self, task_id: int, channel_id: int, message_id: int, embed: discord.Embed) -> None: ...
+
+    def forget(self, task_id: int) -> None: ...
+
+
+def _classify(error: Exception) -> DeliveryError:
+    if isinstance(error, discord.HTTPException):
+        detail = f"HTTP {error.status} code {error.code}"
+        if error.code == DM_CLOSED:
+            return DeliveryError("dm_closed", detail)
+        if error.status == 429 or error.status >= 500:
+            return DeliveryError("retry", detail)
+        return DeliveryError("gone", detail)
+    return DeliveryError("retry", type(error).__name__)
+
+
+_TRANSIENT = (discord.HTTPException, aiohttp.ClientError, asyncio.TimeoutError, OSError)
+
+
+class DiscordMessenger:
+    """Sends with the bot token; edits the card through the interaction only while its token is fresh."""
+
+    def __init__(self, client: discord.Client, *, edit_window: float,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self._client = client
+        self._edit_window = edit_window
+        self._clock = clock
+        self._interactions: dict[int, tuple[discord.Interaction, float]] = {}
+
+    def remember_interaction(self, task_id: int, interaction: discord.Interaction, received_at: float) -> None:
+        """Keep the interaction (in memory only: its token is a credential) to edit the card through it."""
+        self._interactions[task_id] = (interaction, received_at)
+
+    def forget(self, task_id: int) -> None:
+        self._interactions.pop(task_id, None)
+
+    async def send_dm(self, user_id: int, content: str, *, nonce: str) -> int:
+        try:
+            channel = await self._client.create_dm(discord.Object(user_id))
+            message = await channel.send(content, nonce=nonce)
+        except _TRANSIENT as error:
+            raise _classify(error) from None
+        return message.id
+
+    async def send_channel(self, channel_id: int, content: str, *, nonce: str, mention_user_id: int) -> int:
+        channel = self._client.get_partial_messageable(channel_id)
+        mentions = discord.AllowedMentions(everyone=False, roles=False, users=[discord.Object(mention_user_id)])
+        try:
+            message = await channel.send(content, nonce=nonce, allowed_mentions=mentions)
+        except _TRANSIENT as error:
+            raise _classify(error) from None
+        return message.id
+
+    async def edit_card(self, task_id: int, channel_id: int, message_id: int, embed: discord.Embed) -> None:
+        entry = self._interactions.get(task_id)
+        if entry is not None:
+            interaction, received_at = entry
+            if self._clock() - received_at < self._edit_window:
+                try:
+                    await interaction.edit_original_response(embed=embed)
+                    return
+                except discord.HTTPException as error:
+                    if error.code != INVALID_WEBHOOK_TOKEN:
+                        raise _classify(error) from None
+                except _TRANSIENT as error:
+                    raise _classify(error) from None
+            # The token is (nearly) expired: from now on edit with the bot token.
+            self.forget(task_id)
+        message = self._client.get_partial_messageable(channel_id).get_partial_message(message_id)
+        try:
+            await message.edit(embed=embed)
+        except _TRANSIENT as error:
+            raise _classify(error) from None

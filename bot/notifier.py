@@ -1,0 +1,135 @@
+"""Tell the member how a task ended, exactly once per channel post and per DM, and keep the card current.
+
+Every step is recorded with a conditional update right after it succeeds, so a restart resumes at the first
+step not recorded. Each send carries a nonce derived from the task and the kind of message: if the process
+dies after Discord created the message but before we recorded it, the resend on restart returns the same
+message instead of a second one (within Discord's nonce window of a few minutes).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+
+from bot.lifecycle import delivery_delay
+from bot.messages import outcome_text, task_card
+from bot.messenger import DeliveryError, Messenger
+from storage import Storage, TaskRecord
+
+log = logging.getLogger(__name__)
+
+MAX_DELIVERY_FAILURES = 12
+
+
+def nonce_for(task: TaskRecord, kind: str) -> str:
+    """At most 25 characters; the creation time keeps ids from a recreated database from colliding."""
+    return f"up{task.id}.{int(task.created_at)}{kind}"[:25]
+
+
+class Notifier:
+    def __init__(self, storage: Storage, messenger: Messenger, *, card_edit_seconds: float,
+                 retry_min: float, retry_max: float, clock: Callable[[], float] = time.time) -> None:
+        self.storage = storage
+        self.messenger = messenger
+        self.card_edit_seconds = card_edit_seconds
+        self.retry_min = retry_min
+        self.retry_max = retry_max
+        self.clock = clock
+        # Called with the task after the member has been told (tests and metrics watch this).
+        self.listeners: list[Callable[[TaskRecord], None]] = []
+
+    async def deliver(self, task: TaskRecord) -> bool:
+        """DM, then the channel post (which says if the DM was refused), then the last card edit.
+
+        Returns True when the member has been told; False when Discord failed and a retry is scheduled.
+        """
+        if task.notified_at is not None:
+            return True
+        try:
+            if task.dm_state is None:
+                task.dm_state, task.dm_message_id = await self._send_dm(task)
+                await self.storage.update_task(
+                    task.id, {"dm_state": task.dm_state, "dm_message_id": task.dm_message_id}, {"dm_state": None})
+            if task.channel_state is None:
+                task.channel_state, task.channel_message_id = await self._post_in_channel(task)
+                await self.storage.update_task(
+                    task.id, {"channel_state": task.channel_state, "channel_message_id": task.channel_message_id},
+                    {"channel_state": None})
+        except DeliveryError as error:
+            return await self._retry_later(task, error)
+        if task.channel_state == "gone" and task.dm_state != "sent":
+            log.error("task %s: could not tell user %s at all (channel gone, DM %s)",
+                      task.id, task.user_id, task.dm_state)
+        await self._final_card(task)
+        self.messenger.forget(task.id)
+        await self.storage.update_task(task.id, {"notified_at": self.clock(), "next_poll_at": None},
+                                       {"notified_at": None})
+        log.info("task %s: member told (%s; DM %s, channel %s)", task.id, task.status, task.dm_state,
+                 task.channel_state)
+        for listener in self.listeners:
+            listener(task)
+        return True
+
+    async def _send_dm(self, task: TaskRecord) -> tuple[str, int | None]:
+        try:
+            return "sent", await self.messenger.send_dm(task.user_id, outcome_text(task, mention=False),
+                                                        nonce=nonce_for(task, "d"))
+        except DeliveryError as error:
+            if error.kind == "dm_closed":
+                log.info("task %s: user %s does not accept DMs", task.id, task.user_id)
+                return "refused", None
+            if error.kind == "gone" or task.delivery_failures >= MAX_DELIVERY_FAILURES:
+                log.warning("task %s: giving up on the DM (%s)", task.id, error)
+                return "failed", None
+            raise
+
+    async def _post_in_channel(self, task: TaskRecord) -> tuple[str, int | None]:
+        content = outcome_text(task, mention=True, dm_refused=task.dm_state == "refused")
+        try:
+            return "sent", await self.messenger.send_channel(task.channel_id, content, nonce=nonce_for(task, "c"),
+                                                             mention_user_id=task.user_id)
+        except DeliveryError as error:
+            if error.kind != "retry" or task.delivery_failures >= MAX_DELIVERY_FAILURES:
+                log.warning("task %s: cannot post in channel %s (%s)", task.id, task.channel_id, error)
+                return "gone", None
+            raise
+
+    async def _retry_later(self, task: TaskRecord, error: DeliveryError) -> bool:
+        failures = task.delivery_failures + 1
+        delay = delivery_delay(failures, minimum=self.retry_min, maximum=self.retry_max)
+        log.warning("task %s: delivery failed (%s); retrying in %.1f s", task.id, error, delay)
+        await self.storage.update_task(task.id, {"delivery_failures": failures,
+                                                 "next_poll_at": self.clock() + delay}, {"notified_at": None})
+        return False
+
+    async def _final_card(self, task: TaskRecord) -> None:
+        """Best effort: the result is already in the channel and the DM, so a failed card edit is only logged."""
+        if task.card_message_id is None or task.card_state is not None:
+            return
+        try:
+            await self.messenger.edit_card(task.id, task.channel_id, task.card_message_id, task_card(task))
+        except DeliveryError as error:
+            log.info("task %s: final card edit failed (%s)", task.id, error)
+        await self.storage.update_task(task.id, {"card_state": "final", "card_edited_at": self.clock(),
+                                                 "card_progress": task.progress}, {"card_state": None})
+
+    async def update_card(self, task: TaskRecord) -> None:
+        """Show progress on the card, at most once every `card_edit_seconds` and only when it changed."""
+        if task.card_message_id is None or task.card_state is not None:
+            return
+        now = self.clock()
+        if task.card_edited_at is not None and now - task.card_edited_at < self.card_edit_seconds:
+            return
+        if (task.card_progress, task.card_status) == (task.progress, task.status):
+            return
+        try:
+            await self.messenger.edit_card(task.id, task.channel_id, task.card_message_id, task_card(task))
+        except DeliveryError as error:
+            if error.kind == "gone":
+                log.info("task %s: task card is gone (%s); progress is no longer shown", task.id, error)
+                await self.storage.update_task(task.id, {"card_state": "gone"}, {"card_state": None})
+            return
+        await self.storage.update_task(
+            task.id, {"card_edited_at": now, "card_progress": task.progress, "card_status": task.status},
+            {"card_state": None})

@@ -1,0 +1,126 @@
+"""TaskPoller: one background loop over the tasks that are due, driven by `next_poll_at` in the database.
+
+Because the schedule lives in the database, tasks in flight when the process stopped are picked up on the
+next start. Work on each task runs under a semaphore and inside its own try/except, so one bad task never
+stops the loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Callable
+
+from bot.evolink import ErrorKind, EvolinkClient, EvolinkError
+from bot.notifier import Notifier
+from bot.tasks import TaskService
+from storage import ACTIVE_STATUSES, Storage, TaskRecord
+
+log = logging.getLogger(__name__)
+
+
+class TaskPoller:
+    def __init__(self, storage: Storage, service: TaskService, notifier: Notifier, evolink: EvolinkClient, *,
+                 concurrency: int, idle_wait: float, clock: Callable[[], float] = time.time) -> None:
+        self.storage = storage
+        self.service = service
+        self.notifier = notifier
+        self.evolink = evolink
+        self.concurrency = concurrency
+        self.idle_wait = idle_wait
+        self.clock = clock
+        self._wake = asyncio.Event()
+        self._in_flight: dict[int, asyncio.Task[None]] = {}
+        self._loop_task: asyncio.Task[None] | None = None
+
+    def wake(self) -> None:
+        """Look for due work now (a task was submitted, or a slot was freed)."""
+        self._wake.set()
+
+    def start(self) -> None:
+        if self._loop_task is None:
+            self._loop_task = asyncio.create_task(self._run(), name="task-poller")
+
+    async def stop(self, grace: float = 10.0) -> None:
+        """Stop taking work, let in-flight steps finish for up to `grace` seconds, then cancel the rest.
+
+        Whatever is cut short is still due in the database and is redone on the next start.
+        """
+        if self._loop_task is not None:
+            self._loop_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._loop_task
+            self._loop_task = None
+        pending = list(self._in_flight.values())
+        if pending:
+            await asyncio.wait(pending, timeout=grace)
+        for task in pending:
+            task.cancel()
+        await asyncio.gather(*pending, return_exceptions=True)
+
+    async def _run(self) -> None:
+        while True:
+            try:
+                timeout = await self._tick()
+            except Exception:
+                log.exception("poller: scanning for due tasks failed; trying again shortly")
+                timeout = self.idle_wait
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), timeout)
+            self._wake.clear()
+
+    async def _tick(self) -> float:
+        """Start work on due tasks; return how long to sleep before looking again."""
+        now = self.clock()
+        free = self.concurrency - len(self._in_flight)
+        if free > 0:
+            for record in await self.storage.due_tasks(now, free, exclude=tuple(self._in_flight)):
+                self._in_flight[record.id] = asyncio.create_task(self._guarded(record), name=f"task-{record.id}")
+        next_at = await self.storage.next_due_at()
+        if next_at is None or next_at <= now:
+            # Nothing scheduled, or only work that is running or waiting for a slot: a finishing task wakes us.
+            return self.idle_wait
+        return min(next_at - now, self.idle_wait)
+
+    async def _guarded(self, record: TaskRecord) -> None:
+        try:
+            await self.process(record)
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.exception("task %s: unexpected error while polling; will retry", record.id)
+            with contextlib.suppress(Exception):
+                await self.storage.update_task(record.id, {"next_poll_at": self.clock() + self.idle_wait})
+        finally:
+            self._in_flight.pop(record.id, None)
+            self.wake()
+
+    async def process(self, record: TaskRecord) -> None:
+        """One step for one task: deliver it if it has ended, else query upstream once."""
+        if record.final:
+            await self.notifier.deliver(record)
+            return
+        if record.status not in ACTIVE_STATUSES or not record.upstream_id:
+            log.error("task %s: status %r with upstream id %r should not be scheduled; unscheduling",
+                      record.id, record.status, record.upstream_id)
+            await self.storage.update_task(record.id, {"next_poll_at": None}, {"status": record.status})
+            return
+        try:
+            snapshot = await self.evolink.get_task(record.upstream_id)
+        except EvolinkError as error:
+            if error.kind == ErrorKind.NOT_FOUND:
+                updated = await self.service.mark_expired(record)
+            else:
+                updated = await self.service.record_poll_error(record, error)
+            if updated is not None and updated.final:
+                await self.notifier.deliver(updated)
+            return
+        updated = await self.service.apply_snapshot(record, snapshot)
+        if updated is None:
+            return
+        if updated.final:
+            await self.notifier.deliver(updated)
+        else:
+            await self.notifier.update_card(updated)

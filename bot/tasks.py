@@ -1,0 +1,212 @@
+"""The task service: write the row, make the one paid POST, and move tasks through their states."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+
+from bot.evolink import ErrorKind, EvolinkClient, EvolinkError, TaskSnapshot
+from bot.lifecycle import next_status, poll_delay
+from bot.messages import submission_error
+from bot.validation import VideoSource
+from storage import NewTask, Storage, TaskRecord
+
+log = logging.getLogger(__name__)
+
+# Errors that mean the operator must act (bad key, no credits), not the member.
+OPERATOR_ERRORS = frozenset({ErrorKind.AUTH, ErrorKind.NO_CREDITS, ErrorKind.FORBIDDEN})
+MAX_UNREADABLE_POLLS = 20
+
+
+class SubmissionFailed(Exception):
+    """The paid POST did not create a task; str() is the member-facing reason. The row is already `failed`."""
+
+    def __init__(self, message: str, task: TaskRecord) -> None:
+        super().__init__(message)
+        self.task = task
+
+
+class TaskService:
+    """Creates tasks and applies what upstream says about them, always through conditional updates."""
+
+    def __init__(self, storage: Storage, evolink: EvolinkClient, *, poll_min: float, poll_max: float,
+                 clock: Callable[[], float] = time.time, on_change: Callable[[], None] = lambda: None) -> None:
+        self.storage = storage
+        self.evolink = evolink
+        self.poll_min = poll_min
+        self.poll_max = poll_max
+        self.clock = clock
+        self._on_change = on_change
+
+    async def submit(self, *, guild_id: int | None, channel_id: int, user_id: int, source: VideoSource,
+                     scale: int) -> TaskRecord:
+        """Write the `submitting` row, POST once, and record the upstream id. Never retries the POST."""
+        task = await self.storage.create_task(NewTask(
+            guild_id=guild_id, channel_id=channel_id, user_id=user_id, source_kind=source.kind,
+            source_url=source.url, source_label=source.label, scale=scale, created_at=self.clock(),
+        ))
+        try:
+            snapshot = await self.evolink.submit(source.url, scale)
+        except EvolinkError as error:
+            await self._fail_submission(task, error)
+            raise SubmissionFailed(submission_error(error), task) from None
+        # If we are cancelled mid-POST (shutdown), the row stays `submitting` and is resolved at the next
+        # start: we cannot know whether upstream created the task.
+        now = self.clock()
+        status = next_status("submitting", snapshot.status)
+        if status == "submitting":
+            status = "pending"
+        changes = {
+            "status": status,
+            "upstream_id": snapshot.task_id,
+            "upstream_status": snapshot.status,
+            "progress": snapshot.progress or 0,
+            "estimated_time": snapshot.estimated_time,
+            "credits_reserved": snapshot.credits_reserved,
+            "submitted_at": now,
+            "next_poll_at": now + poll_delay(
+                elapsed=0, estimated_time=snapshot.estimated_time, progress=snapshot.progress or 0,
+                failures=0, minimum=self.poll_min, maximum=self.poll_max),
+        }
+        if not await self.storage.update_task(task.id, changes, {"status": "submitting"}):
+            log.error("task %s left 'submitting' while its POST ran; upstream id %s", task.id, snapshot.task_id)
+        log.info("task %s submitted as %s (scale %s, %s credits reserved)", task.id, snapshot.task_id,
+                 scale, snapshot.credits_reserved)
+        self._on_change()
+        fresh = await self.storage.get_task(task.id)
+        assert fresh is not None
+        return fresh
+
+    async def _fail_submission(self, task: TaskRecord, error: EvolinkError) -> None:
+        level = logging.ERROR if error.kind in OPERATOR_ERRORS else logging.WARNING
+        note = " (the provider may have created it: the POST is never retried)" \
+            if error.kind in (ErrorKind.TIMEOUT, ErrorKind.CONNECTION) else ""
+        log.log(level, "task %s: submission failed: %s%s", task.id, error, note)
+        # The member is told in the interaction reply, so nothing is left to deliver.
+        now = self.clock()
+        await self.storage.update_task(task.id, {
+            "status": "failed", "error_code": f"submit_{error.kind.value}", "error_message": str(error)[:300],
+            "finished_at": now, "notified_at": now, "card_state": "final",
+            "dm_state": "skipped", "channel_state": "skipped",
+        }, {"status": "submitting"})
+
+    async def attach_card(self, task: TaskRecord, message_id: int) -> TaskRecord | None:
+        """Remember the task card (as `task` shows it) so progress can be shown on it, also after a restart.
+
+        Returns the row as it is now: the poller may have finished the task while the card was being sent.
+        """
+        await self.storage.update_task(task.id, {
+            "card_message_id": message_id, "card_edited_at": self.clock(),
+            "card_progress": task.progress, "card_status": task.status,
+        })
+        return await self.storage.get_task(task.id)
+
+    async def resolve_interrupted_submissions(self) -> list[TaskRecord]:
+        """Rows left in `submitting` by a crash: mark them failed and queue a message to the member.
+
+        The POST may or may not have reached upstream; we cannot find out (there is no list endpoint), and
+        retrying it could bill twice, so the member is asked to run /upscale again.
+        """
+        resolved = []
+        now = self.clock()
+        for task in await self.storage.tasks_with_status("submitting"):
+            moved = await self.storage.update_task(task.id, {
+                "status": "failed", "error_code": "bot_restarted",
+                "error_message": "interrupted before the provider confirmed the job",
+                "finished_at": now, "next_poll_at": now,
+            }, {"status": "submitting"})
+            if moved:
+                log.warning("task %s was interrupted while submitting; marked failed, member will be told", task.id)
+                resolved.append(task)
+        if resolved:
+            self._on_change()
+        return resolved
+
+    async def apply_snapshot(self, task: TaskRecord, snapshot: TaskSnapshot) -> TaskRecord | None:
+        """Record a successful query. Returns the updated row, or None if someone else moved it first."""
+        now = self.clock()
+        status = next_status(task.status, snapshot.status)
+        changes: dict[str, object] = {
+            "status": status,
+            "upstream_status": snapshot.status,
+            "poll_failures": 0,
+        }
+        if snapshot.progress is not None:
+            changes["progress"] = 100 if status == "completed" else snapshot.progress
+        if snapshot.estimated_time is not None:
+            changes["estimated_time"] = snapshot.estimated_time
+        if status in ("completed", "failed", "cancelled"):
+            changes.update({
+                "finished_at": now,
+                "result_url": snapshot.result_url if status == "completed" else None,
+                "error_code": snapshot.error_code,
+                "error_message": snapshot.error_message,
+                "credits_used": snapshot.credits_used,
+                "next_poll_at": now,  # deliver at once
+            })
+        else:
+            if not snapshot.known and task.upstream_status != snapshot.status:
+                log.warning("task %s: unknown upstream status %r; still polling", task.id, snapshot.status)
+            unknown_failures = 0 if snapshot.known else task.poll_failures + 1
+            if not snapshot.known:
+                changes["poll_failures"] = unknown_failures
+            elapsed = now - (task.submitted_at or task.created_at)
+            changes["next_poll_at"] = now + poll_delay(
+                elapsed=elapsed, estimated_time=snapshot.estimated_time or task.estimated_time,
+                progress=int(changes.get("progress", task.progress)), failures=unknown_failures,
+                minimum=self.poll_min, maximum=self.poll_max)
+        if not await self.storage.update_task(task.id, changes, {"status": task.status}):
+            return None
+        return await self.storage.get_task(task.id)
+
+    async def mark_expired(self, task: TaskRecord) -> TaskRecord | None:
+        """Upstream answered 404 for the task: it is gone; tell the member."""
+        now = self.clock()
+        moved = await self.storage.update_task(task.id, {
+            "status": "expired", "finished_at": now, "next_poll_at": now,
+            "error_code": "expired", "error_message": "Task not found or expired",
+        }, {"status": task.status})
+        return await self.storage.get_task(task.id) if moved else None
+
+    async def record_poll_error(self, task: TaskRecord, error: EvolinkError) -> TaskRecord | None:
+        """Back off after a failed query; the task stays where it was.
+
+        Two cases end the task instead, because asking again cannot help: upstream calls the id malformed
+        (400), or its answers stayed unreadable for MAX_UNREADABLE_POLLS queries in a row.
+        """
+        failures = task.poll_failures + 1
+        unreadable = error.kind in (ErrorKind.MALFORMED, ErrorKind.UNEXPECTED) and failures >= MAX_UNREADABLE_POLLS
+        if error.kind == ErrorKind.BAD_REQUEST or unreadable:
+            log.error("task %s: giving up after query error %s", task.id, error)
+            now = self.clock()
+            moved = await self.storage.update_task(task.id, {
+                "status": "failed", "error_code": "upstream_unreadable", "error_message": str(error)[:300],
+                "finished_at": now, "next_poll_at": now, "poll_failures": failures,
+            }, {"status": task.status})
+            return await self.storage.get_task(task.id) if moved else None
+        delay = poll_delay(elapsed=0, estimated_time=None, progress=0, failures=failures,
+                           minimum=self.poll_min, maximum=self.poll_max)
+        if error.retry_after is not None:
+            delay = max(delay, error.retry_after)
+        level = logging.ERROR if error.kind in OPERATOR_ERRORS else logging.WARNING
+        log.log(level, "task %s: query failed (%s); retrying in %.1f s", task.id, error, delay)
+        await self.storage.update_task(task.id, {"poll_failures": failures, "next_poll_at": self.clock() + delay},
+                                       {"status": task.status})
+        return None
+
+    async def user_tasks(self, user_id: int, limit: int = 10, prefix: str = "") -> list[TaskRecord]:
+        return await self.storage.user_tasks(user_id, limit, prefix)
+
+    async def find_user_task(self, user_id: int, ident: str) -> TaskRecord | None:
+        """A member's task by upstream id or by our number (`12` or `#12`); never another member's."""
+        ident = ident.strip()
+        task: TaskRecord | None = None
+        number = ident.removeprefix("#")
+        if number.isdigit() and len(number) < 19:
+            task = await self.storage.get_task(int(number))
+        if task is None and ident:
+            task = await self.storage.get_task_by_upstream_id(ident[:200])
+        if task is None or task.user_id != user_id:
+            return None
+        return task

@@ -1,0 +1,98 @@
+"""/upscale, /tasks and /task: parse the member's input, call the task service, render the reply."""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import TYPE_CHECKING
+
+import discord
+from discord import app_commands
+from discord.ext import commands
+
+from bot.messages import task_card, task_line
+from bot.tasks import SubmissionFailed
+from bot.validation import AttachmentInfo, resolve_source, validate_scale
+
+if TYPE_CHECKING:
+    from bot.client import UpscaleBot
+
+log = logging.getLogger(__name__)
+
+SCALE_CHOICES = [
+    app_commands.Choice(name="1× (enhance, same size)", value=1),
+    app_commands.Choice(name="2× (default)", value=2),
+    app_commands.Choice(name="4×", value=4),
+]
+
+
+class UpscaleCog(commands.Cog):
+    def __init__(self, bot: UpscaleBot) -> None:
+        self.bot = bot
+
+    @app_commands.command(name="upscale", description="Upscale a video (.mp4, up to 50 MB) with Topaz")
+    @app_commands.describe(video="An .mp4 file to upscale", url="Or an https link to an .mp4 file",
+                           scale="How much larger (default 2×)")
+    @app_commands.choices(scale=SCALE_CHOICES)
+    async def upscale(self, interaction: discord.Interaction, video: discord.Attachment | None = None,
+                      url: str | None = None, scale: int = 2) -> None:
+        received_at = time.monotonic()
+        # Validation is on the text alone and takes microseconds, so an error can still be a private reply.
+        attachment = None if video is None else AttachmentInfo(
+            filename=video.filename, content_type=video.content_type, size=video.size, url=video.url)
+        source = resolve_source(attachment=attachment, url=url)
+        scale = validate_scale(scale)
+        await interaction.response.defer(thinking=True)
+        try:
+            task = await self.bot.tasks.submit(guild_id=interaction.guild_id, channel_id=interaction.channel_id or 0,
+                                               user_id=interaction.user.id, source=source, scale=scale)
+        except SubmissionFailed as failure:
+            # The deferred reply is public; drop it so the reason can be private.
+            try:
+                await interaction.delete_original_response()
+            except discord.HTTPException as error:
+                log.info("could not delete the deferred reply (%s)", error.code)
+            await interaction.followup.send(f"❌ {failure}", ephemeral=True)
+            return
+        self.bot.messenger.remember_interaction(task.id, interaction, received_at)
+        message = await interaction.edit_original_response(embed=task_card(task))
+        latest = await self.bot.tasks.attach_card(task, message.id)
+        if latest is not None and latest.notified_at is not None:
+            # The poller told the member while the card was being sent: show the end state on it too.
+            await interaction.edit_original_response(embed=task_card(latest))
+
+    @app_commands.command(name="tasks", description="Your recent upscale jobs")
+    async def tasks(self, interaction: discord.Interaction) -> None:
+        records = await self.bot.tasks.user_tasks(interaction.user.id, limit=10)
+        if not records:
+            await interaction.response.send_message(
+                "You have no upscale jobs yet. Start one with /upscale.", ephemeral=True)
+            return
+        embed = discord.Embed(title="Your recent upscale jobs",
+                              description="\n".join(task_line(task) for task in records))
+        embed.set_footer(text="Result links expire 24 hours after completion. /task id:<id> shows one job.")
+        await interaction.response.send_message(embed=embed, ephemeral=True)
+
+    @app_commands.command(name="task", description="Show one of your upscale jobs")
+    @app_commands.describe(id="The task id (from /tasks or the task card)")
+    async def task(self, interaction: discord.Interaction, id: app_commands.Range[str, 1, 200]) -> None:
+        record = await self.bot.tasks.find_user_task(interaction.user.id, id)
+        if record is None:
+            await interaction.response.send_message(
+                "None of your jobs has that id. /tasks lists your recent jobs.", ephemeral=True)
+            return
+        await interaction.response.send_message(embed=task_card(record), ephemeral=True)
+
+    @task.autocomplete("id")
+    async def task_id_autocomplete(self, interaction: discord.Interaction,
+                                   current: str) -> list[app_commands.Choice[str]]:
+        records = await self.bot.tasks.user_tasks(interaction.user.id, limit=25, prefix=current.strip())
+        return [
+            app_commands.Choice(name=f"{task.display_id} · {task.status} · {task.scale}×"[:100],
+                                value=task.display_id)
+            for task in records
+        ]
+
+
+async def setup(bot: UpscaleBot) -> None:
+    await bot.add_cog(UpscaleCog(bot))

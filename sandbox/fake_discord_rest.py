@@ -1,0 +1,495 @@
+"""REST v10 routes of the loopback fake Discord, with the Discord rules that break real bots.
+
+Every request is parsed (JSON, or multipart with `payload_json`), checked against injected errors,
+routed, authorised, answered and recorded. Answers carry `Content-Type: application/json` exactly:
+discord.py only parses a body as JSON on that exact header value.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import re
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import aiohttp
+from aiohttp import web
+
+from sandbox.fake_discord_models import (
+    API_PREFIX,
+    EPHEMERAL,
+    LOADING,
+    Channel,
+    DiscordError,
+    FakeInteraction,
+    RecordedRequest,
+    channel_payload,
+    iso_now,
+    json_body,
+    make_attachment_payload,
+    public,
+    snowflake,
+    unknown_channel,
+    unknown_interaction,
+    unknown_message,
+    unknown_webhook,
+)
+
+if TYPE_CHECKING:
+    from sandbox.fake_discord import FakeDiscord
+
+log = logging.getLogger(__name__)
+
+MAX_CONTENT = 2000
+MAX_EMBEDS = 10
+# Flags a bot may set on a message it sends: SUPPRESS_EMBEDS, EPHEMERAL, SUPPRESS_NOTIFICATIONS.
+SETTABLE_FLAGS = (1 << 2) | EPHEMERAL | (1 << 12)
+_WEBHOOK = r"/webhooks/(?P<app_id>\d+)/(?P<token>[^/]+)"
+
+
+@dataclass
+class Upload:
+    name: str
+    filename: str
+    content_type: str | None
+    data: bytes
+
+
+@dataclass
+class Call:
+    """A parsed request handed to a route handler."""
+
+    method: str
+    path: str
+    query: dict[str, str]
+    json: Any
+    files: list[Upload] = field(default_factory=list)
+
+    def flag(self, name: str) -> bool:
+        return self.query.get(name, "").lower() in ("1", "true")
+
+
+Handler = Callable[..., tuple[int, Any]]
+
+
+def json_response(status: int, data: Any, headers: dict[str, str] | None = None) -> web.Response:
+    if status == 204:
+        return web.Response(status=204)
+    return web.Response(status=status, body=json_body(data),
+                        headers={"Content-Type": "application/json", **(headers or {})})
+
+
+def error_response(error: DiscordError) -> web.Response:
+    headers: dict[str, str] = {}
+    if error.status == 429:
+        # discord.py treats a 429 without a Via header as a Cloudflare ban and does not retry it.
+        headers = {"Retry-After": str(math.ceil(error.retry_after or 0)), "Via": "1.1 google",
+                   "X-RateLimit-Scope": "user", "X-RateLimit-Global": "false"}
+    return json_response(error.status, error.body(), headers)
+
+
+class RestApi:
+    """Route table and handlers; all state lives on the FakeDiscord they serve."""
+
+    def __init__(self, fake: FakeDiscord) -> None:
+        self.fake = fake
+        ch = r"/channels/(?P<channel_id>\d+)"
+        app = r"/applications/(?P<app_id>\d+)"
+        table: list[tuple[str, str, Handler, bool]] = [
+            ("GET", r"/users/@me", self.get_me, True),
+            ("GET", r"/oauth2/applications/@me", self.get_application, True),
+            ("GET", r"/gateway", self.get_gateway, False),
+            ("GET", r"/gateway/bot", self.get_gateway_bot, True),
+            ("POST", r"/users/@me/channels", self.create_dm, True),
+            ("GET", r"/users/(?P<user_id>\d+)", self.get_user, True),
+            ("PUT", app + r"/commands", self.put_commands, True),
+            ("GET", app + r"/commands", self.get_commands, True),
+            ("PUT", app + r"/guilds/(?P<guild_id>\d+)/commands", self.put_commands, True),
+            ("GET", app + r"/guilds/(?P<guild_id>\d+)/commands", self.get_commands, True),
+            ("POST", r"/interactions/(?P<interaction_id>\d+)/(?P<token>[^/]+)/callback", self.callback,
+             False),
+            ("POST", _WEBHOOK, self.followup, False),
+            ("GET", _WEBHOOK + r"/messages/(?P<message_id>@original|\d+)", self.webhook_get, False),
+            ("PATCH", _WEBHOOK + r"/messages/(?P<message_id>@original|\d+)", self.webhook_edit, False),
+            ("DELETE", _WEBHOOK + r"/messages/(?P<message_id>@original|\d+)", self.webhook_delete, False),
+            ("GET", ch, self.get_channel, True),
+            ("POST", ch + r"/messages", self.post_message, True),
+            ("GET", ch + r"/messages/(?P<message_id>\d+)", self.get_message, True),
+            ("PATCH", ch + r"/messages/(?P<message_id>\d+)", self.edit_message, True),
+            ("DELETE", ch + r"/messages/(?P<message_id>\d+)", self.delete_message, True),
+        ]
+        self.routes = [(m, re.compile(p), h, auth) for m, p, h, auth in table]
+
+    # ---- plumbing -------------------------------------------------------------------------------
+    async def handle(self, request: web.Request) -> web.StreamResponse:
+        path = request.path.removeprefix(API_PREFIX)
+        call = Call(request.method, path, dict(request.query), None)
+        try:
+            await self._parse_body(request, call)
+            response = self._answer(request, call)
+        except DiscordError as error:
+            response = error_response(error)
+        except Exception as exc:
+            # A bug in the fake: answer 501, which discord.py raises at once (500 it would retry for ~25 s).
+            log.exception("fake discord failed on %s %s", call.method, call.path)
+            response = json_response(501, {"message": f"fake discord internal error: {exc!r}", "code": 0})
+        self.fake._record(RecordedRequest(
+            method=call.method, path=call.path, query=call.query, json=call.json, status=response.status,
+            at=self.fake.now(), files=[{"name": f.name, "filename": f.filename, "size": len(f.data),
+                                        "content_type": f.content_type} for f in call.files]))
+        return response
+
+    async def _parse_body(self, request: web.Request, call: Call) -> None:
+        if request.content_type.startswith("multipart/"):
+            reader = await request.multipart()
+            async for part in reader:
+                if not isinstance(part, aiohttp.BodyPartReader):  # pragma: no cover - nested multipart
+                    continue
+                if part.name == "payload_json":
+                    call.json = json.loads(await part.text())
+                else:
+                    call.files.append(Upload(part.name or "", part.filename or "file",
+                                             part.headers.get("Content-Type"), bytes(await part.read())))
+        elif request.can_read_body:
+            raw = await request.read()
+            if raw:
+                try:
+                    call.json = json.loads(raw)
+                except ValueError:
+                    raise DiscordError(400, 50109, "The request body contains invalid JSON.") from None
+
+    def _answer(self, request: web.Request, call: Call) -> web.Response:
+        if not request.path.startswith(API_PREFIX + "/"):
+            return json_response(404, {"message": "404: Not Found", "code": 0})
+        injected = self.fake._take_injection(call.method, call.path)
+        if injected is not None:
+            raise injected
+        for method, pattern, handler, needs_auth in self.routes:
+            match = pattern.fullmatch(call.path)
+            if match is None or method != call.method:
+                continue
+            if needs_auth and request.headers.get("Authorization") != f"Bot {self.fake.bot_token}":
+                raise DiscordError(401, 0, "401: Unauthorized")
+            status, data = handler(call, **match.groupdict())
+            return json_response(status, data)
+        return json_response(404, {"message": "404: Not Found", "code": 0})
+
+    # ---- identity ----------------------------------------------------------------------------------
+    def get_me(self, call: Call) -> tuple[int, Any]:
+        bot = self.fake._users[self.fake.bot_user_id].payload()
+        return 200, {**bot, "verified": True, "mfa_enabled": False, "flags": 0, "locale": "en-US"}
+
+    def get_application(self, call: Call) -> tuple[int, Any]:
+        fake = self.fake
+        return 200, {
+            "id": fake.application_id, "name": "upscale bot (fake)", "description": "", "icon": None,
+            "bot_public": True, "bot_require_code_grant": False, "verify_key": "0" * 64, "flags": 0,
+            "owner": fake._users[fake.owner_user_id].payload(), "team": None,
+            "bot": fake._users[fake.bot_user_id].payload(), "approximate_guild_count": len(fake._guilds),
+        }
+
+    def get_gateway(self, call: Call) -> tuple[int, Any]:
+        return 200, {"url": self.fake.gateway_url}
+
+    def get_gateway_bot(self, call: Call) -> tuple[int, Any]:
+        limit = {"total": 1000, "remaining": 999, "reset_after": 0, "max_concurrency": 1}
+        return 200, {"url": self.fake.gateway_url, "shards": 1, "session_start_limit": limit}
+
+    def get_user(self, call: Call, user_id: str) -> tuple[int, Any]:
+        user = self.fake._users.get(user_id)
+        if user is None:
+            raise DiscordError(404, 10013, "Unknown User")
+        return 200, user.payload()
+
+    def create_dm(self, call: Call) -> tuple[int, Any]:
+        recipient = str((call.json or {}).get("recipient_id", ""))
+        if recipient not in self.fake._users or recipient == self.fake.bot_user_id:
+            raise DiscordError(400, 50033, "Invalid Recipient(s)")
+        channel = self.fake._channels[self.fake.dm_channel_id(recipient)]
+        return 200, channel_payload(channel, self.fake._users)
+
+    # ---- application commands ----------------------------------------------------------------------
+    def _scope(self, app_id: str, guild_id: str | None) -> str:
+        if app_id != self.fake.application_id:
+            raise DiscordError(403, 50001, "Missing Access")
+        if guild_id is not None and guild_id not in self.fake._guilds:
+            raise DiscordError(403, 50001, "Missing Access")
+        return guild_id or "global"
+
+    def put_commands(self, call: Call, app_id: str, guild_id: str | None = None) -> tuple[int, Any]:
+        scope = self._scope(app_id, guild_id)
+        if not isinstance(call.json, list):
+            raise DiscordError(400, 50035, "Invalid Form Body")
+        ids = self.fake._command_ids
+        stored = []
+        for command in call.json:
+            kind = command.get("type", 1)
+            key = (scope, command["name"], kind)
+            ids.setdefault(key, snowflake())
+            entry = {"description": "", "default_member_permissions": None, "nsfw": False, **command,
+                     "id": ids[key], "application_id": app_id, "type": kind, "version": snowflake()}
+            if guild_id is not None:
+                entry["guild_id"] = guild_id
+            stored.append(entry)
+        self.fake.commands[scope] = stored
+        return 200, stored
+
+    def get_commands(self, call: Call, app_id: str, guild_id: str | None = None) -> tuple[int, Any]:
+        return 200, self.fake.commands.get(self._scope(app_id, guild_id), [])
+
+    # ---- interactions and webhooks -----------------------------------------------------------------
+    def callback(self, call: Call, interaction_id: str, token: str) -> tuple[int, Any]:
+        fake = self.fake
+        inter = fake._interactions.get(interaction_id)
+        if inter is None or inter.token != token:
+            raise unknown_interaction()
+        if inter.ack is not None:
+            raise DiscordError(400, 40060, "Interaction has already been acknowledged.")
+        now = fake.now()
+        if now - inter.dispatched_at > fake.ack_timeout:
+            raise unknown_interaction()
+        body = call.json if isinstance(call.json, dict) else {}
+        kind = body.get("type")
+        data = body.get("data") or {}
+        if kind not in (1, 4, 5, 6, 7, 8, 9) or (kind == 8) != (inter.type == 4):
+            raise DiscordError(400, 50035, f"Invalid Form Body (callback type {kind} for interaction "
+                                           f"type {inter.type})")
+        message = None
+        if kind == 4:
+            message = self._create(inter.channel_id, data, call.files, via="interaction", inter=inter,
+                                   msg_type=20)
+        elif kind == 5:
+            flags = LOADING | (int(data.get("flags") or 0) & EPHEMERAL)
+            message = self._create(inter.channel_id, {"flags": flags}, [], via="interaction", inter=inter,
+                                   msg_type=20, loading=True)
+        inter.ack = body
+        inter.ack_latency = now - inter.dispatched_at
+        inter.original = message
+        fake._changed()
+        if not call.flag("with_response"):
+            return 204, None
+        info: dict[str, Any] = {"id": inter.id, "type": inter.type}
+        resource: dict[str, Any] = {"type": kind}
+        if message is not None:
+            info.update(response_message_id=message["id"], response_message_loading=kind == 5,
+                        response_message_ephemeral=bool(message["flags"] & EPHEMERAL))
+            resource["message"] = public(message)
+        return 200, {"interaction": info, "resource": resource}
+
+    def _webhook(self, app_id: str, token: str) -> FakeInteraction:
+        """The interaction behind a webhook token, applying Discord's token rules."""
+        inter = self.fake._tokens.get(token)
+        if app_id != self.fake.application_id or inter is None:
+            raise unknown_webhook()
+        if self.fake.now() - inter.dispatched_at > self.fake.token_ttl:
+            raise DiscordError(401, 50027, "Invalid Webhook Token")
+        if inter.ack is None or inter.ack.get("type") == 8:
+            raise unknown_webhook()
+        channel = self.fake._channels.get(inter.channel_id)
+        if channel is None or channel.deleted:
+            raise unknown_channel()
+        return inter
+
+    def _webhook_message(self, inter: FakeInteraction, message_id: str) -> dict[str, Any]:
+        if message_id == "@original":
+            message = inter.original
+        else:
+            message = next((m for m in inter.messages() if m["id"] == message_id), None)
+        if message is None or message["_deleted"]:
+            raise unknown_message()
+        return message
+
+    def followup(self, call: Call, app_id: str, token: str) -> tuple[int, Any]:
+        inter = self._webhook(app_id, token)
+        body = call.json if isinstance(call.json, dict) else {}
+        original = inter.original
+        if original is not None and not original["_deleted"] and original["flags"] & LOADING:
+            # Discord fills a deferred "thinking" response with the first followup; the defer's
+            # ephemerality wins over the followup's flags.
+            self._validate(body, call.files, len(original["attachments"]))
+            self._apply(original, body, call.files, fill=True)
+            message = original
+        else:
+            message = self._create(inter.channel_id, body, call.files, via="interaction", inter=inter,
+                                   msg_type=0)
+            inter.followups.append(message)
+        self.fake._changed()
+        return (200, public(message)) if call.flag("wait") else (204, None)
+
+    def webhook_get(self, call: Call, app_id: str, token: str, message_id: str) -> tuple[int, Any]:
+        return 200, public(self._webhook_message(self._webhook(app_id, token), message_id))
+
+    def webhook_edit(self, call: Call, app_id: str, token: str, message_id: str) -> tuple[int, Any]:
+        message = self._webhook_message(self._webhook(app_id, token), message_id)
+        self._edit(message, call)
+        return 200, public(message)
+
+    def webhook_delete(self, call: Call, app_id: str, token: str, message_id: str) -> tuple[int, Any]:
+        inter = self._webhook(app_id, token)
+        message = self._webhook_message(inter, message_id)
+        self.remove(message)
+        if message is inter.original:
+            inter.original = None
+            inter.original_deleted = True
+        return 204, None
+
+    # ---- channels ---------------------------------------------------------------------------------
+    def _channel(self, channel_id: str) -> Channel:
+        channel = self.fake._channels.get(channel_id)
+        if channel is None or channel.deleted:
+            raise unknown_channel()
+        return channel
+
+    def _channel_message(self, channel_id: str, message_id: str) -> dict[str, Any]:
+        self._channel(channel_id)
+        message = self.fake._messages.get(message_id)
+        if (message is None or message["_deleted"] or message["channel_id"] != channel_id
+                or message["flags"] & EPHEMERAL):
+            raise unknown_message()
+        return message
+
+    def get_channel(self, call: Call, channel_id: str) -> tuple[int, Any]:
+        return 200, channel_payload(self._channel(channel_id), self.fake._users)
+
+    def post_message(self, call: Call, channel_id: str) -> tuple[int, Any]:
+        fake = self.fake
+        channel = self._channel(channel_id)
+        if channel.type == 1 and not fake._users[channel.recipient_id or ""].dms_open:
+            raise DiscordError(403, 50007, "Cannot send messages to this user")
+        body = call.json if isinstance(call.json, dict) else {}
+        nonce = body.get("nonce")
+        if nonce is not None and body.get("enforce_nonce"):
+            seen = fake._nonces.get((channel_id, str(nonce)))
+            if seen is not None and fake.now() - seen[1] <= fake.nonce_window:
+                existing = fake._messages[seen[0]]
+                if not existing["_deleted"]:
+                    return 200, public(existing)
+        body = {**body, "flags": int(body.get("flags") or 0) & ~EPHEMERAL}  # no ephemeral channel posts
+        message = self._create(channel_id, body, call.files, via="bot",
+                               msg_type=19 if body.get("message_reference") else 0)
+        if nonce is not None:
+            fake._nonces[(channel_id, str(nonce))] = (message["id"], fake.now())
+        fake._changed()
+        return 200, public(message)
+
+    def get_message(self, call: Call, channel_id: str, message_id: str) -> tuple[int, Any]:
+        return 200, public(self._channel_message(channel_id, message_id))
+
+    def edit_message(self, call: Call, channel_id: str, message_id: str) -> tuple[int, Any]:
+        message = self._channel_message(channel_id, message_id)
+        self._edit(message, call)
+        return 200, public(message)
+
+    def delete_message(self, call: Call, channel_id: str, message_id: str) -> tuple[int, Any]:
+        self.remove(self._channel_message(channel_id, message_id))
+        return 204, None
+
+    # ---- messages ---------------------------------------------------------------------------------
+    def _validate(self, body: dict[str, Any], files: list[Upload], kept_attachments: int = 0) -> None:
+        content = body.get("content") or ""
+        if len(content) > MAX_CONTENT:
+            raise DiscordError(400, 50035, f"Invalid Form Body (content: Must be {MAX_CONTENT} or fewer "
+                                           "in length.)")
+        if len(body.get("embeds") or []) > MAX_EMBEDS:
+            raise DiscordError(400, 50035, "Invalid Form Body (embeds: Must be 10 or fewer in length.)")
+        total = sum(len(f.data) for f in files)
+        if total > self.fake.attachment_size_limit:
+            raise DiscordError(413, 40005, "Request entity too large")
+        if not (content or body.get("embeds") or files or kept_attachments or body.get("components")
+                or body.get("sticker_ids") or body.get("poll")):
+            raise DiscordError(400, 50006, "Cannot send an empty message")
+
+    def _uploads(self, channel_id: str, files: list[Upload]) -> list[dict[str, Any]]:
+        return [make_attachment_payload(f.filename, len(f.data), f.content_type, None, channel_id)
+                for f in files]
+
+    def _create(self, channel_id: str, body: dict[str, Any], files: list[Upload], *, via: str,
+                msg_type: int, inter: FakeInteraction | None = None, loading: bool = False) -> dict[str, Any]:
+        """Store a new message by the bot; visible in the channel unless ephemeral."""
+        fake = self.fake
+        if not loading:
+            self._validate(body, files)
+        flags = int(body.get("flags") or 0)
+        flags = flags if loading else flags & SETTABLE_FLAGS
+        message: dict[str, Any] = {
+            "id": snowflake(), "type": msg_type, "channel_id": channel_id,
+            "author": fake._users[fake.bot_user_id].payload(), "content": body.get("content") or "",
+            "embeds": body.get("embeds") or [], "components": body.get("components") or [],
+            "attachments": self._uploads(channel_id, files), "mentions": [], "mention_roles": [],
+            "mention_everyone": False, "pinned": False, "tts": bool(body.get("tts")), "flags": flags,
+            "nonce": body.get("nonce"), "timestamp": iso_now(), "edited_timestamp": None,
+            "_edits": 0, "_via": via, "_interaction_id": inter.id if inter else None, "_deleted": False,
+            "_created_at": fake.now(), "_last_edit_at": None, "_sent": body,
+        }
+        for key in ("allowed_mentions", "message_reference", "poll"):
+            if key in body:
+                message[key] = body[key]
+        if inter is not None:
+            message.update(webhook_id=fake.application_id, application_id=fake.application_id)
+            message["interaction_metadata"] = {
+                "id": inter.id, "type": inter.type, "user": fake._users[inter.user_id].payload(),
+                "authorizing_integration_owners": inter.payload.get("authorizing_integration_owners", {}),
+                "name": (inter.payload.get("data") or {}).get("name"), "command_type": 1,
+            }
+            if inter.original is not None:
+                message["interaction_metadata"]["original_response_message_id"] = inter.original["id"]
+        fake._messages[message["id"]] = message
+        if not flags & EPHEMERAL:
+            fake._channels[channel_id].message_ids.append(message["id"])
+            fake._emit_message("MESSAGE_CREATE", message)
+        return message
+
+    def _edit(self, message: dict[str, Any], call: Call) -> None:
+        fake = self.fake
+        last = message["_last_edit_at"]
+        now = fake.now()
+        if fake.edit_min_interval > 0 and last is not None and now - last < fake.edit_min_interval:
+            raise DiscordError(429, 0, "You are being rate limited.",
+                               retry_after=round(fake.edit_min_interval - (now - last), 3))
+        body = call.json if isinstance(call.json, dict) else {}
+        kept = len(message["attachments"])
+        if "attachments" in body:
+            kept = len([a for a in body["attachments"] if str(a.get("id")) in
+                        {att["id"] for att in message["attachments"]}])
+        merged = {"content": message["content"], "embeds": message["embeds"],
+                  "components": message["components"], **body}
+        self._validate(merged, call.files, kept)
+        self._apply(message, body, call.files, fill=bool(message["flags"] & LOADING))
+        message["_edits"] += 1
+        message["_last_edit_at"] = now
+        fake._changed()
+
+    def _apply(self, message: dict[str, Any], body: dict[str, Any], files: list[Upload], *,
+               fill: bool) -> None:
+        """Apply an edit (or the fill of a deferred response) to a stored message."""
+        for key in ("content", "embeds", "components"):
+            if key in body:
+                message[key] = body[key] or ("" if key == "content" else [])
+        for key in ("allowed_mentions", "poll"):
+            if key in body:
+                message[key] = body[key]
+        if "attachments" in body:
+            keep = {str(a.get("id")) for a in body["attachments"] or []}
+            message["attachments"] = [a for a in message["attachments"] if a["id"] in keep]
+        message["attachments"] = message["attachments"] + self._uploads(message["channel_id"], files)
+        base = message["flags"] & EPHEMERAL
+        if "flags" in body and body["flags"] is not None:
+            message["flags"] = base | (int(body["flags"]) & SETTABLE_FLAGS & ~EPHEMERAL)
+        else:
+            message["flags"] = message["flags"] & ~LOADING
+        if not fill:
+            message["edited_timestamp"] = iso_now()
+        if not message["flags"] & EPHEMERAL:
+            self.fake._emit_message("MESSAGE_UPDATE", message)
+
+    def remove(self, message: dict[str, Any]) -> None:
+        """Delete a message: it leaves its channel, and later reads/edits answer 10008."""
+        message["_deleted"] = True
+        channel = self.fake._channels.get(message["channel_id"])
+        if channel is not None and message["id"] in channel.message_ids:
+            channel.message_ids.remove(message["id"])
+            self.fake._emit_message("MESSAGE_DELETE", message)
+        self.fake._changed()

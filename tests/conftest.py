@@ -1,0 +1,119 @@
+"""Fixtures: the loopback fakes, and the real bot running against them (in-process or as its own process)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import signal
+import subprocess
+import sys
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+
+import pytest
+
+from bot.client import UpscaleBot, point_discord_at
+from sandbox.offline import Sandbox, sandbox
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture
+async def box() -> AsyncIterator[Sandbox]:
+    async with sandbox() as running:
+        yield running
+
+
+class BotRunner:
+    """Starts the real UpscaleBot in this event loop and always closes it."""
+
+    def __init__(self, box: Sandbox, db_path: Path) -> None:
+        self.box = box
+        self.db_path = db_path
+        self.bot: UpscaleBot | None = None
+        self._runner: asyncio.Task[None] | None = None
+
+    async def start(self, **overrides: object) -> UpscaleBot:
+        settings = self.box.settings(self.db_path, **overrides)
+        point_discord_at(settings)
+        identified = self.box.discord.identify_count
+        self.bot = UpscaleBot(settings, guild_ready_timeout=0.05)
+        self._runner = asyncio.create_task(self.bot.start(settings.discord_token))
+        await self.box.discord.wait_for(
+            lambda: self.box.discord.identify_count > identified or self._runner.done())  # type: ignore[union-attr]
+        if self._runner.done():
+            self._runner.result()  # raise the start-up error
+        await self.box.discord.wait_ready()
+        return self.bot
+
+    async def stop(self) -> None:
+        if self.bot is not None:
+            await self.bot.close()
+        if self._runner is not None:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await self._runner
+        self.bot = None
+        self._runner = None
+
+
+@pytest.fixture
+async def bot_runner(box: Sandbox, tmp_path: Path) -> AsyncIterator[BotRunner]:
+    runner = BotRunner(box, tmp_path / "bot.db")
+    try:
+        yield runner
+    finally:
+        await runner.stop()
+
+
+@pytest.fixture
+async def bot(bot_runner: BotRunner) -> UpscaleBot:
+    return await bot_runner.start()
+
+
+class BotProcess:
+    """`python -m bot` as its own process, for start-up, SIGKILL and restart tests."""
+
+    def __init__(self, env: dict[str, str], log_path: Path) -> None:
+        self.env = env
+        self.log_path = log_path
+        self.proc: asyncio.subprocess.Process | None = None
+
+    async def start(self) -> None:
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("DISCORD_", "EVOLINK_"))}
+        env.update(self.env)
+        log = self.log_path.open("ab")
+        self.proc = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "bot", cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL)
+        log.close()
+
+    async def kill(self) -> None:
+        if self.proc and self.proc.returncode is None:
+            self.proc.send_signal(signal.SIGKILL)
+            await self.proc.wait()
+
+    async def terminate(self) -> int | None:
+        if self.proc and self.proc.returncode is None:
+            self.proc.send_signal(signal.SIGTERM)
+            return await asyncio.wait_for(self.proc.wait(), 20)
+        return self.proc.returncode if self.proc else None
+
+    def output(self) -> str:
+        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+
+
+@pytest.fixture
+async def bot_process(box: Sandbox, tmp_path: Path) -> AsyncIterator[Callable[..., BotProcess]]:
+    made: list[BotProcess] = []
+
+    def make(**overrides: str) -> BotProcess:
+        process = BotProcess(box.env(tmp_path / "bot.db", **overrides), tmp_path / "bot.log")
+        made.append(process)
+        return process
+
+    try:
+        yield make
+    finally:
+        for process in made:
+            await process.kill()

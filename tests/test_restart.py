@@ -1,0 +1,74 @@
+"""The bot as its own process (`python -m bot`), SIGKILLed and started again: every member is told exactly once."""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Callable
+from pathlib import Path
+
+from sandbox.offline import Sandbox
+from tests.conftest import BotProcess
+from tests.helpers import mentions, start_upscale, wait_told
+
+RESULT = "https://cdn.evolink.ai/sample/after-restart.mp4"
+
+
+def _row(db: Path, upstream_id: str | None = None) -> sqlite3.Row:
+    with sqlite3.connect(db) as conn:
+        conn.row_factory = sqlite3.Row
+        if upstream_id is None:
+            return conn.execute("SELECT * FROM tasks ORDER BY id DESC LIMIT 1").fetchone()
+        return conn.execute("SELECT * FROM tasks WHERE upstream_id = ?", (upstream_id,)).fetchone()
+
+
+async def _started(box: Sandbox, process: BotProcess) -> None:
+    identified = box.discord.identify_count
+    await process.start()
+    try:
+        await box.discord.wait_for(lambda: box.discord.identify_count > identified, timeout=30)
+        await box.discord.wait_ready()
+    except TimeoutError:
+        raise AssertionError("the bot process did not connect:\n" + process.output()) from None
+
+
+async def test_sigkill_after_submitting_then_restart_tells_the_member_exactly_once(
+        box: Sandbox, bot_process: Callable[..., BotProcess], tmp_path: Path) -> None:
+    first = bot_process()
+    await _started(box, first)
+    _, task_id = await start_upscale(box, url="https://example.com/clip.mp4")
+    await first.kill()
+
+    box.evolink.complete(task_id, RESULT)
+    second = bot_process()
+    await _started(box, second)
+    await wait_told(box, box.alice_id, RESULT)
+    assert await second.terminate() == 0, second.output()
+
+    row = _row(tmp_path / "bot.db", task_id)
+    assert row["status"] == "completed" and row["notified_at"] is not None and row["next_poll_at"] is None
+    assert (row["dm_state"], row["channel_state"]) == ("sent", "sent")
+    assert len(mentions(box, box.channel_id, box.alice_id)) == 1
+    assert len(box.discord.dm_messages(box.alice_id)) == 1
+
+
+async def test_sigkill_during_the_paid_post_resolves_the_row_on_start(
+        box: Sandbox, bot_process: Callable[..., BotProcess], tmp_path: Path) -> None:
+    first = bot_process(EVOLINK_TIMEOUT_SECONDS="30")
+    await _started(box, first)
+    box.evolink.inject("timeout", on="submit")
+    interaction = await box.discord.slash("upscale", user_id=box.alice_id, channel_id=box.channel_id,
+                                          guild_id=box.guild_id, options={"url": "https://example.com/a.mp4"})
+    await interaction.wait_ack()
+    await box.evolink.wait_for(lambda: any(r.method == "POST" for r in box.evolink.requests))
+    await first.kill()
+    assert _row(tmp_path / "bot.db")["status"] == "submitting"
+
+    second = bot_process()
+    await _started(box, second)
+    post, dm = await wait_told(box, box.alice_id, "/upscale again")
+    assert "restarted" in post["content"]
+    assert await second.terminate() == 0, second.output()
+    row = _row(tmp_path / "bot.db")
+    assert row["status"] == "failed" and row["error_code"] == "bot_restarted" and row["notified_at"] is not None
+    assert len(box.discord.dm_messages(box.alice_id)) == 1
+    assert box.evolink.submissions() <= 1, "the paid POST was not sent again"
