@@ -26,5 +26,7 @@ def setup_logging(level: str, secrets: Iterable[str]) -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)
+    # Voice is not used; discord.py's warnings about its missing libraries are noise.
+    logging.getLogger("discord.client").addFilter(lambda record: "voice will NOT be supported" not in record.msg)
     # discord.py's gateway chatter is noise at INFO.
     logging.getLogger("discord.gateway").setLevel(max(logging.getLevelName(level), logging.WARNING))

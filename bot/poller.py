@@ -34,6 +34,7 @@ class TaskPoller:
         self._wake = asyncio.Event()
         self._in_flight: dict[int, asyncio.Task[None]] = {}
         self._loop_task: asyncio.Task[None] | None = None
+        self._stopping = False
 
     def wake(self) -> None:
         """Look for due work now (a task was submitted, or a slot was freed)."""
@@ -48,7 +49,12 @@ class TaskPoller:
 
         Whatever is cut short is still due in the database and is redone on the next start.
         """
+        # A flag, not only cancel(): in Python 3.11 asyncio.wait_for can swallow a cancel that lands just as
+        # the awaited event fires, which would leave the loop running forever.
+        self._stopping = True
+        self.wake()
         if self._loop_task is not None:
+            await asyncio.wait({self._loop_task}, timeout=grace)
             self._loop_task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._loop_task
@@ -61,14 +67,17 @@ class TaskPoller:
         await asyncio.gather(*pending, return_exceptions=True)
 
     async def _run(self) -> None:
-        while True:
+        while not self._stopping:
             try:
                 timeout = await self._tick()
             except Exception:
                 log.exception("poller: scanning for due tasks failed; trying again shortly")
                 timeout = self.idle_wait
+            if self._stopping:
+                break
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), timeout)
+                async with asyncio.timeout(timeout):
+                    await self._wake.wait()
             self._wake.clear()
 
     async def _tick(self) -> float:

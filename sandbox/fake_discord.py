@@ -240,7 +240,7 @@ class FakeDiscord:
         return bits
 
     # ---- driving --------------------------------------------------------------------------------
-    async def wait_ready(self, timeout: float = 10) -> None:  # noqa: ASYNC109 - public API
+    async def wait_ready(self, timeout: float = 10) -> None:
         """Wait until a client has IDENTIFYed and READY plus every GUILD_CREATE was sent to it."""
         await self.wait_for(lambda: self._current is not None and self._current.ready, timeout,
                             what="a client to IDENTIFY and receive READY")
@@ -262,7 +262,7 @@ class FakeDiscord:
 
     async def autocomplete(self, name: str, *, user_id: str, channel_id: str, guild_id: str | None,
                            options: dict[str, object], focused: str, subcommand: list[str] | None = None,
-                           timeout: float = 5) -> list[dict[str, Any]]:  # noqa: ASYNC109
+                           timeout: float = 5) -> list[dict[str, Any]]:
         """Dispatch an autocomplete request (type 4) and return the choices the bot answered."""
         inter = self._interact(4, name, user_id=user_id, channel_id=channel_id, guild_id=guild_id,
                                options=options, subcommand=subcommand, permissions=None, focused=focused)
@@ -360,7 +360,7 @@ class FakeDiscord:
         """Recorded requests with this method whose path matches re.search(path_regex)."""
         return [r for r in self.requests if r.method == method.upper() and re.search(path_regex, r.path)]
 
-    async def wait_for(self, predicate: Callable[[], Any], timeout: float = 10,  # noqa: ASYNC109
+    async def wait_for(self, predicate: Callable[[], Any], timeout: float = 10,
                        *, what: str | None = None) -> Any:
         """Re-evaluate predicate() after every state change; return its first truthy value.
 

@@ -219,7 +219,7 @@ class FakeInteraction:
     dispatched_at: float = 0.0
     _waiter: Callable[..., Any] | None = field(default=None, repr=False)
 
-    async def wait_ack(self, timeout: float = 5) -> dict[str, Any]:  # noqa: ASYNC109 - public API
+    async def wait_ack(self, timeout: float = 5) -> dict[str, Any]:
         """Wait until the bot acknowledged this interaction; returns the callback body."""
         if self._waiter is None:  # pragma: no cover - always set by FakeDiscord
             raise RuntimeError("interaction not bound to a FakeDiscord")
@@ -240,5 +240,5 @@ class ChangeSignal:
         self._event.set()
         self._event = asyncio.Event()
 
-    async def wait(self, timeout: float) -> None:  # noqa: ASYNC109
+    async def wait(self, timeout: float) -> None:
         await asyncio.wait_for(self._event.wait(), timeout)

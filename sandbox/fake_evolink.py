@@ -148,7 +148,7 @@ class FakeEvolink:
             return sum(r.method == "GET" and r.path.startswith(TASK_PATH) for r in self.requests)
         return sum(r.method == "GET" and r.path == TASK_PATH + task_id for r in self.requests)
 
-    async def wait_for(self, predicate: Callable[[], Any], timeout: float = 10) -> Any:  # noqa: ASYNC109
+    async def wait_for(self, predicate: Callable[[], Any], timeout: float = 10) -> Any:
         """Return predicate()'s first truthy value, re-checked on every request and state change."""
         async with asyncio.timeout(timeout):
             while True:

@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import re
 import tempfile
+import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -84,9 +86,24 @@ async def sandbox(*, auto_complete_after: float | None = None, **discord_options
         await fake_evolink.close()
 
 
+_NAMES: dict[str, str] = {}
+
+
+def _as_discord_shows(text: str) -> str:
+    """Render mentions and <t:...:R> timestamps the way the Discord client would."""
+
+    def timestamp(match: re.Match[str]) -> str:
+        delta = int(match.group(1)) - time.time()
+        span = f"{round(abs(delta) / 3600)} hours" if abs(delta) >= 5400 else f"{round(abs(delta))} seconds"
+        return f"in {span}" if delta >= 0 else f"{span} ago"
+
+    text = re.sub(r"<t:(\d+):R>", timestamp, text)
+    return re.sub(r"<@(\d+)>", lambda m: "@" + _NAMES.get(m.group(1), m.group(1)), text)
+
+
 def _show(who: str, text: str) -> None:
     indent = " " * (len(who) + 2)
-    print(f"{who}: " + text.replace("\n", "\n" + indent), flush=True)
+    print(f"{who}: " + _as_discord_shows(text).replace("\n", "\n" + indent), flush=True)
 
 
 def _embed_text(message: dict) -> str:
@@ -122,6 +139,7 @@ async def run_offline(timeout: float = 60.0) -> int:
 
 async def _script(box: Sandbox) -> None:
     fake = box.discord
+    _NAMES.update({box.alice_id: "alice", box.bob_id: "bob"})
     await fake.wait_ready()
     video = fake.make_attachment("holiday-clip.mp4", size=12_345_678)
     _show("alice", "/upscale video:holiday-clip.mp4 scale:2")
