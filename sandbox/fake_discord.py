@@ -43,6 +43,7 @@ from sandbox.fake_discord_models import (
     DiscordError,
     FakeInteraction,
     Guild,
+    Hold,
     Injection,
     Member,
     RecordedRequest,
@@ -95,6 +96,7 @@ class FakeDiscord:
         self._nonces: dict[tuple[str, str], tuple[str, float]] = {}
         self._command_ids: dict[tuple[str, str, int], str] = {}
         self._injections: list[Injection] = []
+        self._holds: list[Hold] = []
         self._sessions: set[GatewaySession] = set()
         self._current: GatewaySession | None = None
         self._signal = ChangeSignal()
@@ -122,6 +124,8 @@ class FakeDiscord:
         if self._closed:
             return
         self._closed = True
+        for hold in self._holds:
+            hold.release()
         for session in list(self._sessions):
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(session.ws.close(code=1001, message=b"fake discord closing"), 2)
@@ -393,6 +397,22 @@ class FakeDiscord:
             retry_after = 0.01
         error = DiscordError(status, code, message, retry_after=retry_after)
         self._injections.append(Injection(method.upper(), path_regex, error, times))
+
+    def hold(self, method: str, path_regex: str, *, times: int = 1) -> Hold:
+        """Carry out the next `times` matching requests but hold their answers until `release()` (or close)."""
+        hold = Hold(method.upper(), path_regex, times)
+        self._holds.append(hold)
+        return hold
+
+    def _take_hold(self, method: str, path: str) -> Hold | None:
+        for hold in self._holds:
+            if hold.method == method and re.search(hold.path_regex, path):
+                hold.times -= 1
+                hold.held += 1
+                if hold.times <= 0:
+                    self._holds.remove(hold)
+                return hold
+        return None
 
     def _take_injection(self, method: str, path: str) -> DiscordError | None:
         for injection in self._injections:

@@ -102,6 +102,21 @@ class Injection:
 
 
 @dataclass
+class Hold:
+    """Requests that are carried out but whose answer is held back: a client that dies meanwhile never
+    learns that its message was created (the crash window between sending and recording)."""
+
+    method: str
+    path_regex: str
+    times: int
+    held: int = 0
+    released: asyncio.Event = field(default_factory=asyncio.Event)
+
+    def release(self) -> None:
+        self.released.set()
+
+
+@dataclass
 class User:
     id: str
     username: str

@@ -130,6 +130,10 @@ class RestApi:
         try:
             await self._parse_body(request, call)
             response = self._answer(request, call)
+            hold = self.fake._take_hold(call.method, call.path) if response.status < 300 else None
+            if hold is not None:
+                self.fake._changed()
+                await hold.released.wait()
         except DiscordError as error:
             response = error_response(error)
         except Exception as exc:
