@@ -22,11 +22,11 @@ async def run_bot(settings: Settings, *, sync_only: bool = False) -> int:
     from bot.client import UpscaleBot, point_discord_at
 
     point_discord_at(settings)
-    bot = UpscaleBot(settings, sync_commands=True)
+    bot = UpscaleBot(settings, sync_only=sync_only)
     if sync_only:
         async with bot:
-            await bot.login(settings.discord_token)
-            # setup_hook has run (it syncs); nothing else to do.
+            await bot.login(settings.discord_token)  # runs setup_hook, which syncs
+        print("slash commands synced", file=sys.stderr)
         return 0
     loop = asyncio.get_running_loop()
     stopping = asyncio.Event()

@@ -41,7 +41,7 @@ class UpscaleBot(commands.Bot):
     notifier: Notifier
     poller: TaskPoller
 
-    def __init__(self, settings: Settings, *, sync_commands: bool = True, **options: object) -> None:
+    def __init__(self, settings: Settings, *, sync_only: bool = False, **options: object) -> None:
         options.setdefault("guild_ready_timeout", 2.0)
         super().__init__(
             command_prefix=commands.when_mentioned,
@@ -50,7 +50,7 @@ class UpscaleBot(commands.Bot):
             **options,  # type: ignore[arg-type]
         )
         self.settings = settings
-        self.sync_commands = sync_commands
+        self.sync_only = sync_only
 
     async def setup_hook(self) -> None:
         settings = self.settings
@@ -68,11 +68,12 @@ class UpscaleBot(commands.Bot):
                                  concurrency=settings.poll_concurrency, idle_wait=settings.poll_max_seconds)
         for name in EXTENSIONS:
             await self.load_extension(name)
+        await self.sync_app_commands()
+        if self.sync_only:
+            return
         interrupted = await self.tasks.resolve_interrupted_submissions()
         if interrupted:
             log.warning("%d task(s) were interrupted mid-submission; their members will be told", len(interrupted))
-        if self.sync_commands:
-            await self.sync_app_commands()
         self.poller.start()
 
     def _wake_poller(self) -> None:

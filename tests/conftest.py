@@ -16,8 +16,6 @@ import pytest
 from bot.client import UpscaleBot, point_discord_at
 from sandbox.offline import Sandbox, sandbox
 
-ROOT = Path(__file__).resolve().parent.parent
-
 
 @pytest.fixture
 async def box() -> AsyncIterator[Sandbox]:
@@ -84,7 +82,7 @@ class BotProcess:
         env.update(self.env)
         log = self.log_path.open("ab")
         self.proc = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "bot", cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
+            sys.executable, "-m", "bot", cwd=self.log_path.parent, env=env, stdout=log, stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL)
         log.close()
 
