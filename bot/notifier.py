@@ -51,6 +51,10 @@ class Notifier:
                 task.dm_state, task.dm_message_id = await self._send_dm(task)
                 await self.storage.update_task(
                     task.id, {"dm_state": task.dm_state, "dm_message_id": task.dm_message_id}, {"dm_state": None})
+            if task.channel_state is None and task.guild_id is None:
+                # Started in a DM: the DM is the channel, one message is enough.
+                task.channel_state = "skipped"
+                await self.storage.update_task(task.id, {"channel_state": "skipped"}, {"channel_state": None})
             if task.channel_state is None:
                 task.channel_state, task.channel_message_id = await self._post_in_channel(task)
                 await self.storage.update_task(

@@ -83,6 +83,7 @@ async def test_upstream_submission_errors_get_specific_private_replies(
     interaction = await box.discord.slash("upscale", user_id=box.alice_id, channel_id=box.channel_id,
                                           guild_id=box.guild_id, options={"url": "https://example.com/a.mp4"})
     assert (await interaction.wait_ack())["type"] == 5
+    assert interaction.ack_latency < 3, "acknowledged at once, whatever upstream does"
     reply = await box.discord.wait_for(lambda: next((m for m in interaction.followups if m["flags"] & 64), None))
     assert words in reply["content"]
     assert interaction.original is None, "the public 'thinking' reply was removed"
