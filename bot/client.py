@@ -14,12 +14,13 @@ from bot.evolink import EvolinkClient
 from bot.messenger import DiscordMessenger
 from bot.notifier import Notifier
 from bot.poller import TaskPoller
+from bot.quota import QuotaService
 from bot.tasks import TaskService
 from storage import Storage, open_storage
 
 log = logging.getLogger(__name__)
 
-EXTENSIONS = ("cogs.upscale", "cogs.errors")
+EXTENSIONS = ("cogs.upscale", "cogs.quota", "cogs.errors")
 
 
 def point_discord_at(settings: Settings) -> None:
@@ -37,6 +38,7 @@ class UpscaleBot(commands.Bot):
     http_session: aiohttp.ClientSession
     evolink: EvolinkClient
     tasks: TaskService
+    quotas: QuotaService
     messenger: DiscordMessenger
     notifier: Notifier
     poller: TaskPoller
@@ -59,7 +61,8 @@ class UpscaleBot(commands.Bot):
         self.evolink = EvolinkClient(self.http_session, settings.evolink_base_url, settings.evolink_api_key,
                                      request_timeout=settings.evolink_timeout_seconds,
                                      backoff_base=min(1.0, settings.poll_min_seconds))
-        self.tasks = TaskService(self.storage, self.evolink, poll_min=settings.poll_min_seconds,
+        self.quotas = QuotaService(self.storage, settings.default_limits)
+        self.tasks = TaskService(self.storage, self.evolink, self.quotas, poll_min=settings.poll_min_seconds,
                                  poll_max=settings.poll_max_seconds, on_change=self._wake_poller)
         self.messenger = DiscordMessenger(self, edit_window=settings.interaction_edit_window_seconds)
         self.notifier = Notifier(self.storage, self.messenger, card_edit_seconds=settings.card_edit_seconds,

@@ -16,6 +16,20 @@ from dotenv import dotenv_values
 
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
 
+# Quota limit names (a contract: /quota and DEFAULT_<NAME> use them) and the operator defaults a fresh
+# install ships with, chosen so that it cannot run up a bill (None means unlimited).
+LIMIT_NAMES = ("user_daily_jobs", "user_concurrent_jobs", "user_monthly_credits",
+               "server_daily_jobs", "server_monthly_credits")
+SAFE_DEFAULT_LIMITS: dict[str, int | None] = {
+    "user_daily_jobs": 5,
+    "user_concurrent_jobs": 1,
+    "user_monthly_credits": 300,
+    "server_daily_jobs": 50,
+    "server_monthly_credits": 3000,
+}
+_TRUE = ("1", "true", "yes", "on")
+_FALSE = ("0", "false", "no", "off")
+
 
 class ConfigError(Exception):
     """A setting is missing or malformed; str() is the one line to print."""
@@ -40,6 +54,8 @@ class Settings:
     interaction_edit_window_seconds: float = 840.0
     log_level: str = "INFO"
     alert_channel_id: int | None = None
+    default_limits: dict[str, int | None] = field(default_factory=lambda: dict(SAFE_DEFAULT_LIMITS))
+    allow_dm_upscale: bool = False
 
     @property
     def sqlite_path(self) -> str:
@@ -70,6 +86,12 @@ def _number(name: str, raw: str, *, minimum: float, kind: type = float) -> float
     return value
 
 
+def _whole(name: str, raw: str) -> int:
+    if not (raw.isascii() and raw.isdigit()):
+        raise ConfigError(f"{name} must be a whole number of 0 or more (or empty for unlimited), got {raw[:40]!r}")
+    return int(raw)
+
+
 def _url(name: str, raw: str, schemes: tuple[str, ...]) -> str:
     from urllib.parse import urlsplit
 
@@ -83,7 +105,7 @@ def _url(name: str, raw: str, schemes: tuple[str, ...]) -> str:
 
 
 def _snowflake(name: str, raw: str) -> int:
-    if not raw.isdigit() or not (0 < int(raw) < 2**64):
+    if not (raw.isascii() and raw.isdigit()) or not (0 < int(raw) < 2**64):
         raise ConfigError(f"{name} must be a Discord id (digits only), got {raw[:40]!r}")
     return int(raw)
 
@@ -139,6 +161,18 @@ def load_settings(env: Mapping[str, str] | None = None, *, dotenv_path: str | Pa
         kwargs["log_level"] = raw.upper()
     if raw := get("ALERT_CHANNEL_ID"):
         kwargs["alert_channel_id"] = _snowflake("ALERT_CHANNEL_ID", raw)
+
+    defaults = dict(SAFE_DEFAULT_LIMITS)
+    for name in LIMIT_NAMES:
+        key = f"DEFAULT_{name.upper()}"
+        if key in values:  # present but empty means unlimited
+            raw = get(key)
+            defaults[name] = None if not raw else _whole(key, raw)
+    kwargs["default_limits"] = defaults
+    if raw := get("ALLOW_DM_UPSCALE"):
+        if raw.lower() not in _TRUE + _FALSE:
+            raise ConfigError(f"ALLOW_DM_UPSCALE must be true or false, got {raw[:40]!r}")
+        kwargs["allow_dm_upscale"] = raw.lower() in _TRUE
 
     settings = Settings(**kwargs)  # type: ignore[arg-type]
     if settings.poll_max_seconds < settings.poll_min_seconds:

@@ -9,6 +9,7 @@ from collections.abc import Callable
 from bot.evolink import ErrorKind, EvolinkClient, EvolinkError, TaskSnapshot
 from bot.lifecycle import next_status, poll_delay
 from bot.messages import submission_error
+from bot.quota import QuotaService
 from bot.validation import VideoSource
 from storage import NewTask, Storage, TaskRecord
 
@@ -30,22 +31,27 @@ class SubmissionFailed(Exception):
 class TaskService:
     """Creates tasks and applies what upstream says about them, always through conditional updates."""
 
-    def __init__(self, storage: Storage, evolink: EvolinkClient, *, poll_min: float, poll_max: float,
-                 clock: Callable[[], float] = time.time, on_change: Callable[[], None] = lambda: None) -> None:
+    def __init__(self, storage: Storage, evolink: EvolinkClient, quotas: QuotaService, *, poll_min: float,
+                 poll_max: float, clock: Callable[[], float] = time.time,
+                 on_change: Callable[[], None] = lambda: None) -> None:
         self.storage = storage
         self.evolink = evolink
+        self.quotas = quotas
         self.poll_min = poll_min
         self.poll_max = poll_max
         self.clock = clock
         self._on_change = on_change
 
     async def submit(self, *, guild_id: int | None, channel_id: int, user_id: int, source: VideoSource,
-                     scale: int) -> TaskRecord:
-        """Write the `submitting` row, POST once, and record the upstream id. Never retries the POST."""
-        task = await self.storage.create_task(NewTask(
+                     scale: int, role_ids: tuple[int, ...] = ()) -> TaskRecord:
+        """Reserve quota and write the `submitting` row (one atomic step), POST once, record the upstream id.
+
+        Raises QuotaExceeded before any upstream call, SubmissionFailed when the POST fails. Never retries it.
+        """
+        task = await self.quotas.reserve(NewTask(
             guild_id=guild_id, channel_id=channel_id, user_id=user_id, source_kind=source.kind,
             source_url=source.url, source_label=source.label, scale=scale, created_at=self.clock(),
-        ))
+        ), role_ids)
         try:
             snapshot = await self.evolink.submit(source.url, scale)
         except EvolinkError as error:
@@ -64,6 +70,7 @@ class TaskService:
             "progress": snapshot.progress or 0,
             "estimated_time": snapshot.estimated_time,
             "credits_reserved": snapshot.credits_reserved,
+            "credits_charged": snapshot.credits_reserved or 0.0,
             "submitted_at": now,
             "next_poll_at": now + poll_delay(
                 elapsed=0, estimated_time=snapshot.estimated_time, progress=snapshot.progress or 0,
@@ -88,7 +95,7 @@ class TaskService:
         await self.storage.update_task(task.id, {
             "status": "failed", "error_code": f"submit_{error.kind.value}", "error_message": str(error)[:300],
             "finished_at": now, "notified_at": now, "card_state": "final",
-            "dm_state": "skipped", "channel_state": "skipped",
+            "dm_state": "skipped", "channel_state": "skipped", "quota_state": "released",
         }, {"status": "submitting"})
 
     async def attach_card(self, task: TaskRecord, message_id: int) -> TaskRecord | None:
@@ -114,7 +121,7 @@ class TaskService:
             moved = await self.storage.update_task(task.id, {
                 "status": "failed", "error_code": "bot_restarted",
                 "error_message": "interrupted before the provider confirmed the job",
-                "finished_at": now, "next_poll_at": now,
+                "finished_at": now, "next_poll_at": now, "quota_state": "released",
             }, {"status": "submitting"})
             if moved:
                 log.warning("task %s was interrupted while submitting; marked failed, member will be told", task.id)
@@ -145,6 +152,11 @@ class TaskService:
                 "credits_used": snapshot.credits_used,
                 "next_poll_at": now,  # deliver at once
             })
+            if status == "completed":
+                if snapshot.credits_used is not None:  # settle to the final charge
+                    changes["credits_charged"] = snapshot.credits_used
+            else:  # the provider refunds failed and cancelled tasks: give the job and credits back
+                changes["quota_state"] = "released"
         else:
             if not snapshot.known and task.upstream_status != snapshot.status:
                 log.warning("task %s: unknown upstream status %r; still polling", task.id, snapshot.status)

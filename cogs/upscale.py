@@ -11,8 +11,9 @@ from discord import app_commands
 from discord.ext import commands
 
 from bot.messages import task_card, task_line
+from bot.quota import QuotaExceeded
 from bot.tasks import SubmissionFailed
-from bot.validation import AttachmentInfo, resolve_source, validate_scale
+from bot.validation import AttachmentInfo, InputError, resolve_source, validate_scale
 
 if TYPE_CHECKING:
     from bot.client import UpscaleBot
@@ -37,16 +38,20 @@ class UpscaleCog(commands.Cog):
     async def upscale(self, interaction: discord.Interaction, video: discord.Attachment | None = None,
                       url: str | None = None, scale: int = 2) -> None:
         received_at = time.monotonic()
+        if interaction.guild_id is None and not self.bot.settings.allow_dm_upscale:
+            raise InputError("/upscale works in servers: run it in a server channel where the bot is.")
         # Validation is on the text alone and takes microseconds, so an error can still be a private reply.
         attachment = None if video is None else AttachmentInfo(
             filename=video.filename, content_type=video.content_type, size=video.size, url=video.url)
         source = resolve_source(attachment=attachment, url=url)
         scale = validate_scale(scale)
         await interaction.response.defer(thinking=True)
+        role_ids = tuple(role.id for role in getattr(interaction.user, "roles", ()))
         try:
             task = await self.bot.tasks.submit(guild_id=interaction.guild_id, channel_id=interaction.channel_id or 0,
-                                               user_id=interaction.user.id, source=source, scale=scale)
-        except SubmissionFailed as failure:
+                                               user_id=interaction.user.id, source=source, scale=scale,
+                                               role_ids=role_ids)
+        except (SubmissionFailed, QuotaExceeded) as failure:
             # The deferred reply is public; drop it so the reason can be private.
             try:
                 await interaction.delete_original_response()

@@ -48,6 +48,11 @@ class TaskRecord:
     channel_message_id: int | None = None
     delivery_failures: int = 0
     notified_at: float | None = None
+    quota_day: str | None = None
+    quota_month: str | None = None
+    quota_state: str | None = None
+    credits_charged: float | None = None
+    member_reset: int = 0
 
     @property
     def final(self) -> bool:
@@ -60,6 +65,20 @@ class TaskRecord:
 
 
 TASK_COLUMNS = frozenset(f.name for f in fields(TaskRecord))
+
+
+@dataclass(frozen=True, slots=True)
+class QuotaUsage:
+    """What counts against each limit right now, by limit name."""
+
+    user_daily_jobs: float = 0
+    user_concurrent_jobs: float = 0
+    user_monthly_credits: float = 0
+    server_daily_jobs: float = 0
+    server_monthly_credits: float = 0
+
+    def of(self, name: str) -> float:
+        return float(getattr(self, name))
 
 
 @dataclass(frozen=True, slots=True)
@@ -102,6 +121,33 @@ class Storage(Protocol):
     async def tasks_with_status(self, status: str) -> list[TaskRecord]: ...
 
     async def user_tasks(self, user_id: int, limit: int, prefix: str = "") -> list[TaskRecord]: ...
+
+    # Quotas (see storage/sqlite_quotas.py for what each does).
+    async def create_task_within_limits(self, task: NewTask, *, day: str, month: str,
+                                        limits: Mapping[str, int | None]) -> TaskRecord | None: ...
+
+    async def quota_usage(self, guild_id: int | None, user_id: int, *, day: str, month: str) -> QuotaUsage: ...
+
+    async def server_report(self, guild_id: int, *, day: str, month: str) -> dict[str, Any]: ...
+
+    async def guild_limits(self, guild_id: int) -> dict[str, int | None]: ...
+
+    async def set_guild_limit(self, guild_id: int, name: str, value: int | None) -> None: ...
+
+    async def role_limits(self, guild_id: int) -> list[tuple[int, str, int]]: ...
+
+    async def set_role_limit(self, guild_id: int, role_id: int, name: str, value: int | None) -> bool: ...
+
+    async def blocked(self, guild_id: int | None, user_id: int) -> tuple[str | None] | None: ...
+
+    async def set_blocked(self, guild_id: int, user_id: int, *, blocked: bool, actor_id: int, at: float,
+                          reason: str | None = None) -> bool: ...
+
+    async def reset_member_usage(self, guild_id: int, user_id: int, *, month: str) -> int: ...
+
+    async def add_quota_log(self, guild_id: int, actor_id: int, at: float, action: str) -> None: ...
+
+    async def quota_log(self, guild_id: int, limit: int = 20) -> list[tuple[int, float, str]]: ...
 
 
 async def open_storage(database_url: str) -> Storage:

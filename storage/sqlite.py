@@ -13,6 +13,7 @@ from typing import Any
 import aiosqlite
 
 from storage import ACTIVE_STATUSES, TASK_COLUMNS, NewTask, TaskRecord
+from storage.sqlite_quotas import SQLiteQuotas
 
 log = logging.getLogger(__name__)
 
@@ -35,7 +36,7 @@ def _check_columns(names: Mapping[str, Any]) -> None:
         raise ValueError(f"unknown task columns: {sorted(unknown)}")
 
 
-class SQLiteStorage:
+class SQLiteStorage(SQLiteQuotas):
     """The Storage interface on one aiosqlite connection (aiosqlite serialises calls on its thread)."""
 
     def __init__(self, db: aiosqlite.Connection) -> None:

@@ -10,8 +10,10 @@ from pathlib import Path
 import aiohttp
 import pytest
 
+from bot.config import LIMIT_NAMES
 from bot.evolink import EvolinkClient
 from bot.poller import TaskPoller
+from bot.quota import QuotaService
 from bot.tasks import TaskService
 from bot.validation import VideoSource
 from sandbox.fake_evolink import FakeEvolink
@@ -66,7 +68,8 @@ async def _wait_delivered(notifier: RecordingNotifier, count: int) -> None:
 
 async def test_an_exception_in_one_task_never_stops_the_loop(parts: tuple) -> None:
     storage, fake, client = parts
-    service = TaskService(storage, client, poll_min=0.05, poll_max=0.2)
+    service = TaskService(storage, client, QuotaService(storage, dict.fromkeys(LIMIT_NAMES)), poll_min=0.05,
+                          poll_max=0.2)
     tasks = await _submit(service, 4)
     notifier = RecordingNotifier(storage, explode_on={tasks[0].id})
     poller = TaskPoller(storage, service, notifier, client, concurrency=2, idle_wait=0.2)  # type: ignore[arg-type]
@@ -85,7 +88,8 @@ async def test_an_exception_in_one_task_never_stops_the_loop(parts: tuple) -> No
 
 async def test_with_a_single_slot_every_due_task_is_still_handled(parts: tuple) -> None:
     storage, fake, client = parts
-    service = TaskService(storage, client, poll_min=0.05, poll_max=0.2)
+    service = TaskService(storage, client, QuotaService(storage, dict.fromkeys(LIMIT_NAMES)), poll_min=0.05,
+                          poll_max=0.2)
     tasks = await _submit(service, 3)
     for task in tasks:
         fake.complete(task.upstream_id, "https://cdn.evolink.ai/r.mp4")
