@@ -72,6 +72,7 @@ async def test_sigkill_during_the_paid_post_resolves_the_row_on_start(
     assert await second.terminate() == 0, second.output()
     row = _row(tmp_path / "bot.db")
     assert row["status"] == "failed" and row["error_code"] == "bot_restarted" and row["notified_at"] is not None
+    assert row["quota_state"] == "released", "the interrupted job gives its quota back"
     assert len(box.discord.dm_messages(box.alice_id)) == 1
     assert box.evolink.submissions() <= 1, "the paid POST was not sent again"
 
