@@ -9,6 +9,7 @@ import discord
 import yarl
 from discord.ext import commands
 
+from bot.alerts import OperatorAlerts
 from bot.config import Settings
 from bot.evolink import EvolinkClient
 from bot.messenger import DiscordMessenger
@@ -38,6 +39,7 @@ class UpscaleBot(commands.Bot):
     http_session: aiohttp.ClientSession
     evolink: EvolinkClient
     tasks: TaskService
+    alerts: OperatorAlerts
     quotas: QuotaService
     messenger: DiscordMessenger
     notifier: Notifier
@@ -62,8 +64,10 @@ class UpscaleBot(commands.Bot):
                                      request_timeout=settings.evolink_timeout_seconds,
                                      backoff_base=min(1.0, settings.poll_min_seconds))
         self.quotas = QuotaService(self.storage, settings.default_limits)
+        self.alerts = OperatorAlerts(self, settings.alert_channel_id)
         self.tasks = TaskService(self.storage, self.evolink, self.quotas, poll_min=settings.poll_min_seconds,
-                                 poll_max=settings.poll_max_seconds, on_change=self._wake_poller)
+                                 poll_max=settings.poll_max_seconds, on_change=self._wake_poller,
+                                 on_operator_error=self.alerts.upstream_error)
         self.messenger = DiscordMessenger(self, edit_window=settings.interaction_edit_window_seconds)
         self.notifier = Notifier(self.storage, self.messenger, card_edit_seconds=settings.card_edit_seconds,
                                  retry_min=settings.poll_min_seconds, retry_max=settings.poll_max_seconds)
@@ -102,6 +106,8 @@ class UpscaleBot(commands.Bot):
         """Stop the poller first so nothing is half-written, then the session and the database."""
         if hasattr(self, "poller"):
             await self.poller.stop()
+        if hasattr(self, "alerts"):
+            await self.alerts.close()
         await super().close()
         if hasattr(self, "http_session"):
             await self.http_session.close()

@@ -65,4 +65,4 @@ def poll_delay(*, elapsed: float, estimated_time: float | None, progress: int, f
 
 def delivery_delay(failures: int, *, minimum: float, maximum: float) -> float:
     """Back-off between attempts to tell a member when Discord is failing."""
-    return min(maximum, max(minimum, 1.0) * (2 ** min(failures, 16)))
+    return min(maximum, minimum * (2 ** min(failures, 16)))

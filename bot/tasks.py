@@ -33,7 +33,8 @@ class TaskService:
 
     def __init__(self, storage: Storage, evolink: EvolinkClient, quotas: QuotaService, *, poll_min: float,
                  poll_max: float, clock: Callable[[], float] = time.time,
-                 on_change: Callable[[], None] = lambda: None) -> None:
+                 on_change: Callable[[], None] = lambda: None,
+                 on_operator_error: Callable[[EvolinkError], None] = lambda error: None) -> None:
         self.storage = storage
         self.evolink = evolink
         self.quotas = quotas
@@ -41,6 +42,7 @@ class TaskService:
         self.poll_max = poll_max
         self.clock = clock
         self._on_change = on_change
+        self._on_operator_error = on_operator_error
 
     async def submit(self, *, guild_id: int | None, channel_id: int, user_id: int, source: VideoSource,
                      scale: int, role_ids: tuple[int, ...] = ()) -> TaskRecord:
@@ -87,6 +89,8 @@ class TaskService:
 
     async def _fail_submission(self, task: TaskRecord, error: EvolinkError) -> None:
         level = logging.ERROR if error.kind in OPERATOR_ERRORS else logging.WARNING
+        if error.kind in OPERATOR_ERRORS:
+            self._on_operator_error(error)
         note = " (the provider may have created it: the POST is never retried)" \
             if error.kind in (ErrorKind.TIMEOUT, ErrorKind.CONNECTION) else ""
         log.log(level, "task %s: submission failed: %s%s", task.id, error, note)
@@ -202,6 +206,8 @@ class TaskService:
         if error.retry_after is not None:
             delay = max(delay, error.retry_after)
         level = logging.ERROR if error.kind in OPERATOR_ERRORS else logging.WARNING
+        if error.kind in OPERATOR_ERRORS:
+            self._on_operator_error(error)
         log.log(level, "task %s: query failed (%s); retrying in %.1f s", task.id, error, delay)
         await self.storage.update_task(task.id, {"poll_failures": failures, "next_poll_at": self.clock() + delay},
                                        {"status": task.status})
