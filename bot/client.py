@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 
 import aiohttp
@@ -106,6 +107,12 @@ class UpscaleBot(commands.Bot):
         """Stop the poller first so nothing is half-written, then the session and the database."""
         if hasattr(self, "poller"):
             await self.poller.stop()
+        # Let commands being answered finish (they write to the database and reply through REST).
+        # discord.py runs each app command in a task it names "CommandTree-invoker".
+        handlers = [t for t in asyncio.all_tasks()
+                    if t.get_name() == "CommandTree-invoker" and t is not asyncio.current_task()]
+        if handlers:
+            await asyncio.wait(handlers, timeout=10)
         if hasattr(self, "alerts"):
             await self.alerts.close()
         await super().close()

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import signal
 import sqlite3
 from collections.abc import Callable
 from pathlib import Path
@@ -118,3 +120,19 @@ async def test_secrets_never_reach_the_log_or_the_database(
     for secret in (box.discord.bot_token, box.evolink.api_key):
         assert secret not in output
         assert secret.encode() not in database
+
+
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
+async def test_sigterm_and_ctrl_c_stop_cleanly_with_exit_0(
+        box: Sandbox, bot_process: Callable[..., BotProcess], signum: int) -> None:
+    process = bot_process()
+    await _started(box, process)
+    _, task_id = await start_upscale(box, url="https://example.com/clip.mp4")
+    box.evolink.set_progress(task_id, 30)
+    assert process.proc is not None
+    process.proc.send_signal(signum)
+    assert await asyncio.wait_for(process.proc.wait(), 20) == 0, process.output()
+    output = process.output()
+    for sign_of_a_dirty_stop in ("Unclosed", "Task was destroyed", "Traceback", "never awaited"):
+        assert sign_of_a_dirty_stop not in output, output
+    assert "stopping" in output
