@@ -4,10 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import os
-import signal
-import subprocess
-import sys
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
@@ -15,6 +11,7 @@ import pytest
 
 from bot.client import UpscaleBot, point_discord_at
 from sandbox.offline import Sandbox, sandbox
+from sandbox.process import BotProcess
 
 
 @pytest.fixture
@@ -67,38 +64,6 @@ async def bot_runner(box: Sandbox, tmp_path: Path) -> AsyncIterator[BotRunner]:
 @pytest.fixture
 async def bot(bot_runner: BotRunner) -> UpscaleBot:
     return await bot_runner.start()
-
-
-class BotProcess:
-    """`python -m bot` as its own process, for start-up, SIGKILL and restart tests."""
-
-    def __init__(self, env: dict[str, str], log_path: Path) -> None:
-        self.env = env
-        self.log_path = log_path
-        self.proc: asyncio.subprocess.Process | None = None
-
-    async def start(self) -> None:
-        env = {k: v for k, v in os.environ.items() if not k.startswith(("DISCORD_", "EVOLINK_"))}
-        env.update(self.env)
-        log = self.log_path.open("ab")
-        self.proc = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "bot", cwd=self.log_path.parent, env=env, stdout=log, stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL)
-        log.close()
-
-    async def kill(self) -> None:
-        if self.proc and self.proc.returncode is None:
-            self.proc.send_signal(signal.SIGKILL)
-            await self.proc.wait()
-
-    async def terminate(self) -> int | None:
-        if self.proc and self.proc.returncode is None:
-            self.proc.send_signal(signal.SIGTERM)
-            return await asyncio.wait_for(self.proc.wait(), 20)
-        return self.proc.returncode if self.proc else None
-
-    def output(self) -> str:
-        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
 
 
 @pytest.fixture

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from sandbox.offline import Sandbox
-from tests.conftest import BotProcess
+from sandbox.process import BotProcess
 from tests.helpers import mentions, start_upscale, wait_told
 
 RESULT = "https://cdn.evolink.ai/sample/after-restart.mp4"
@@ -26,13 +26,7 @@ def _row(db: Path, upstream_id: str | None = None) -> sqlite3.Row:
 
 
 async def _started(box: Sandbox, process: BotProcess) -> None:
-    identified = box.discord.identify_count
-    await process.start()
-    try:
-        await box.discord.wait_for(lambda: box.discord.identify_count > identified, timeout=30)
-        await box.discord.wait_ready()
-    except TimeoutError:
-        raise AssertionError("the bot process did not connect:\n" + process.output()) from None
+    await process.start_connected(box.discord)
 
 
 async def test_sigkill_after_submitting_then_restart_tells_the_member_exactly_once(
