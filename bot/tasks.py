@@ -46,16 +46,36 @@ class TaskService:
 
     async def submit(self, *, guild_id: int | None, channel_id: int, user_id: int, source: VideoSource,
                      scale: int, role_ids: tuple[int, ...] = ()) -> TaskRecord:
-        """Reserve quota and write the `submitting` row (one atomic step), POST once, record the upstream id.
+        """reserve() then send(): quota and row in one atomic step, then the one paid POST."""
+        task = await self.reserve(guild_id=guild_id, channel_id=channel_id, user_id=user_id, source=source,
+                                  scale=scale, role_ids=role_ids)
+        return await self.send(task)
 
-        Raises QuotaExceeded before any upstream call, SubmissionFailed when the POST fails. Never retries it.
-        """
-        task = await self.quotas.reserve(NewTask(
+    async def reserve(self, *, guild_id: int | None, channel_id: int, user_id: int, source: VideoSource,
+                      scale: int, role_ids: tuple[int, ...] = ()) -> TaskRecord:
+        """Check the quota and write the `submitting` row holding it, as one atomic step (QuotaExceeded if not)."""
+        return await self.quotas.reserve(NewTask(
             guild_id=guild_id, channel_id=channel_id, user_id=user_id, source_kind=source.kind,
             source_url=source.url, source_label=source.label, scale=scale, created_at=self.clock(),
         ), role_ids)
+
+    async def abandon(self, task: TaskRecord, reason: str) -> None:
+        """Give back a reserved row whose member can no longer be answered (nothing was sent upstream)."""
+        now = self.clock()
+        await self.storage.update_task(task.id, {
+            "status": "failed", "error_code": "abandoned", "error_message": reason[:300], "finished_at": now,
+            "notified_at": now, "card_state": "final", "dm_state": "skipped", "channel_state": "skipped",
+            "quota_state": "released",
+        }, {"status": "submitting"})
+
+    async def send(self, task: TaskRecord) -> TaskRecord:
+        """The one paid POST for a reserved row; records the upstream id. Never retried.
+
+        Raises SubmissionFailed (the row is then `failed` and its quota released).
+        """
+        source_url, scale = task.source_url, task.scale
         try:
-            snapshot = await self.evolink.submit(source.url, scale)
+            snapshot = await self.evolink.submit(source_url, scale)
         except EvolinkError as error:
             await self._fail_submission(task, error)
             raise SubmissionFailed(submission_error(error), task) from None

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from typing import TYPE_CHECKING
@@ -45,12 +46,21 @@ class UpscaleCog(commands.Cog):
             filename=video.filename, content_type=video.content_type, size=video.size, url=video.url)
         source = resolve_source(attachment=attachment, url=url)
         scale = validate_scale(scale)
-        await interaction.response.defer(thinking=True)
+        # Acknowledge and reserve at the same time: the defer answers Discord within its 3 s whatever the
+        # database or Evolink do, and the row is written at once, so a crash right after the acknowledgement
+        # still leaves a row that the next start resolves (the member is then told to try again).
         role_ids = tuple(role.id for role in getattr(interaction.user, "roles", ()))
+        deferring = asyncio.create_task(interaction.response.defer(thinking=True))
+        reserving = asyncio.create_task(self.bot.tasks.reserve(
+            guild_id=interaction.guild_id, channel_id=interaction.channel_id or 0, user_id=interaction.user.id,
+            source=source, scale=scale, role_ids=role_ids))
+        await asyncio.wait({deferring, reserving})
+        if deferring.exception() is not None:
+            if reserving.exception() is None:
+                await self.bot.tasks.abandon(reserving.result(), "the interaction could not be acknowledged")
+            raise deferring.exception()  # type: ignore[misc]
         try:
-            task = await self.bot.tasks.submit(guild_id=interaction.guild_id, channel_id=interaction.channel_id or 0,
-                                               user_id=interaction.user.id, source=source, scale=scale,
-                                               role_ids=role_ids)
+            task = await self.bot.tasks.send(await reserving)
         except (SubmissionFailed, QuotaExceeded) as failure:
             # The deferred reply is public; drop it so the reason can be private.
             try:
