@@ -69,10 +69,16 @@ class Sandbox:
         return env
 
 
+# Distinctive stand-ins for the real secrets, so tests can prove they never reach a log.
+SANDBOX_BOT_TOKEN = "MTE5ODc2NTQzMjE.sandbox-bot-token.Zq7Xw3"
+SANDBOX_API_KEY = "sk-sandbox-evolink-7f3c9a1e5b"
+
+
 @contextlib.asynccontextmanager
 async def sandbox(*, auto_complete_after: float | None = None, **discord_options: object) -> AsyncIterator[Sandbox]:
+    discord_options.setdefault("bot_token", SANDBOX_BOT_TOKEN)
     fake_discord = FakeDiscord(**discord_options)  # type: ignore[arg-type]
-    fake_evolink = FakeEvolink(auto_complete_after=auto_complete_after, estimated_time=8)
+    fake_evolink = FakeEvolink(api_key=SANDBOX_API_KEY, auto_complete_after=auto_complete_after, estimated_time=8)
     await fake_discord.start()
     await fake_evolink.start()
     try:

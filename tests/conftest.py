@@ -4,14 +4,43 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Callable
+import logging
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 
 import pytest
 
 from bot.client import UpscaleBot, point_discord_at
-from sandbox.offline import Sandbox, sandbox
+from sandbox.offline import SANDBOX_API_KEY, SANDBOX_BOT_TOKEN, Sandbox, sandbox
 from sandbox.process import BotProcess
+
+
+class SecretWatch(logging.Handler):
+    """Sees every log record of the whole suite at DEBUG and remembers any that shows a secret."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.DEBUG)
+        self.setFormatter(logging.Formatter("%(name)s %(levelname)s %(message)s"))
+        self.leaks: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        text = self.format(record)
+        if SANDBOX_BOT_TOKEN in text or SANDBOX_API_KEY in text:
+            self.leaks.append(text[:500])
+
+
+@pytest.fixture(scope="session", autouse=True)
+def secrets_never_logged() -> Iterator[None]:
+    """Token and API key never appear in any log output at DEBUG during the whole suite."""
+    watch = SecretWatch()
+    root = logging.getLogger()
+    previous = root.level
+    root.addHandler(watch)
+    root.setLevel(logging.DEBUG)
+    yield
+    root.removeHandler(watch)
+    root.setLevel(previous)
+    assert not watch.leaks, f"secrets reached the log: {watch.leaks[:3]}"
 
 
 @pytest.fixture
@@ -80,3 +109,5 @@ async def bot_process(box: Sandbox, tmp_path: Path) -> AsyncIterator[Callable[..
     finally:
         for process in made:
             await process.kill()
+            output = process.output()
+            assert SANDBOX_BOT_TOKEN not in output and SANDBOX_API_KEY not in output, "a secret reached the log"
