@@ -10,6 +10,7 @@ import asyncio
 import contextvars
 import inspect
 import json
+import random
 import secrets
 import string
 import time
@@ -92,6 +93,8 @@ class FakeEvolink:
         credits_per_task: float = 28.8,
         auto_complete_after: float | None = None,
         hang_seconds: float = 5.0,
+        fault_rate: float = 0.0,
+        fault_seed: int = 0,
     ) -> None:
         self._api_key = api_key
         self.estimated_time = estimated_time
@@ -108,6 +111,12 @@ class FakeEvolink:
         self._runner: web.AppRunner | None = None
         self._closing = asyncio.Event()
         self._changed = asyncio.Event()
+        # Random faults on task queries (for fault campaigns), and the check that Retry-After is honoured.
+        self.fault_rate = fault_rate
+        self._fault_rng = random.Random(fault_seed)
+        self.random_faults: dict[str, int] = {}
+        self._not_before: dict[str, float] = {}
+        self.early_retries = 0
 
     @property
     def api_key(self) -> str:
@@ -240,6 +249,15 @@ class FakeEvolink:
         self.remaining_credits += task.credits_reserved
         self.used_credits -= task.credits_reserved
 
+    def _random_fault(self) -> _Fault:
+        """One of the faults a flaky upstream shows, for a query hit by `fault_rate`."""
+        kind, status, retry_after = self._fault_rng.choice([
+            ("rate_limit", None, 0.5), ("server_error", 503, None), ("server_error", 502, None),
+            ("timeout", None, None), ("malformed_json", None, None), ("unknown_status", None, None),
+        ])
+        self.random_faults[kind] = self.random_faults.get(kind, 0) + 1
+        return _Fault(kind, 1, "query", status, retry_after, None)
+
     # --- HTTP ------------------------------------------------------------------------------------
     def _take_fault(self, target: str, task_id: str | None) -> _Fault | None:
         for fault in self._faults:
@@ -298,6 +316,10 @@ class FakeEvolink:
         elif request.method == "GET" and request.path.startswith(TASK_PATH):
             target, task_id = "query", request.path[len(TASK_PATH) :]
         fault = self._take_fault(target, task_id)
+        if fault is None and target == "query" and self._fault_rng.random() < self.fault_rate:
+            fault = self._random_fault()
+        if task_id is not None and record.at < self._not_before.get(task_id, 0.0):
+            self.early_retries += 1
         _CURRENT_FAULT.set(fault.fault if fault else None)  # the handler runs in this same task
 
         response = self._fault_response(fault, request_id) if fault else None
@@ -320,6 +342,8 @@ class FakeEvolink:
             except TimeoutError:
                 pass
         response.headers["x-request-id"] = request_id
+        if task_id is not None and "Retry-After" in response.headers:
+            self._not_before[task_id] = time.monotonic() + float(response.headers["Retry-After"])
         record.status = response.status
         self._notify()
         return response

@@ -14,6 +14,7 @@ import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from bot.client import UpscaleBot, point_discord_at
 from bot.config import Settings
@@ -75,10 +76,12 @@ SANDBOX_API_KEY = "sk-sandbox-evolink-7f3c9a1e5b"
 
 
 @contextlib.asynccontextmanager
-async def sandbox(*, auto_complete_after: float | None = None, **discord_options: object) -> AsyncIterator[Sandbox]:
+async def sandbox(*, auto_complete_after: float | None = None, evolink_options: dict[str, Any] | None = None,
+                  **discord_options: object) -> AsyncIterator[Sandbox]:
     discord_options.setdefault("bot_token", SANDBOX_BOT_TOKEN)
     fake_discord = FakeDiscord(**discord_options)  # type: ignore[arg-type]
-    fake_evolink = FakeEvolink(api_key=SANDBOX_API_KEY, auto_complete_after=auto_complete_after, estimated_time=8)
+    fake_evolink = FakeEvolink(api_key=SANDBOX_API_KEY, auto_complete_after=auto_complete_after,
+                               **{"estimated_time": 8, **(evolink_options or {})})
     await fake_discord.start()
     await fake_evolink.start()
     try:
