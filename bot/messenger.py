@@ -18,15 +18,17 @@ import discord
 log = logging.getLogger(__name__)
 
 DM_CLOSED = 50007
+UNKNOWN_MESSAGE = 10008
 INVALID_WEBHOOK_TOKEN = 50027
 
 
 class DeliveryError(Exception):
     """kind: 'dm_closed', 'gone' (will never work: unknown channel/message, no access) or 'retry'."""
 
-    def __init__(self, kind: str, detail: str) -> None:
+    def __init__(self, kind: str, detail: str, code: int = 0) -> None:
         super().__init__(f"{kind}: {detail}")
         self.kind = kind
+        self.code = code  # Discord's JSON error code, e.g. 10008 for a deleted message
 
 
 class Messenger(Protocol):
@@ -36,6 +38,8 @@ class Messenger(Protocol):
 
     async def edit_card(self, task_id: int, channel_id: int, message_id: int, embed: discord.Embed) -> None: ...
 
+    async def post_card(self, channel_id: int, embed: discord.Embed, *, nonce: str) -> int: ...
+
     def forget(self, task_id: int) -> None: ...
 
 
@@ -43,10 +47,10 @@ def _classify(error: Exception) -> DeliveryError:
     if isinstance(error, discord.HTTPException):
         detail = f"HTTP {error.status} code {error.code}"
         if error.code == DM_CLOSED:
-            return DeliveryError("dm_closed", detail)
+            return DeliveryError("dm_closed", detail, error.code)
         if error.status == 429 or error.status >= 500:
-            return DeliveryError("retry", detail)
-        return DeliveryError("gone", detail)
+            return DeliveryError("retry", detail, error.code)
+        return DeliveryError("gone", detail, error.code)
     return DeliveryError("retry", type(error).__name__)
 
 
@@ -83,6 +87,14 @@ class DiscordMessenger:
         mentions = discord.AllowedMentions(everyone=False, roles=False, users=[discord.Object(mention_user_id)])
         try:
             message = await channel.send(content, nonce=nonce, allowed_mentions=mentions)
+        except _TRANSIENT as error:
+            raise _classify(error) from None
+        return message.id
+
+    async def post_card(self, channel_id: int, embed: discord.Embed, *, nonce: str) -> int:
+        """A new task card in the channel (the old one was deleted)."""
+        try:
+            message = await self._client.get_partial_messageable(channel_id).send(embed=embed, nonce=nonce)
         except _TRANSIENT as error:
             raise _classify(error) from None
         return message.id

@@ -14,12 +14,13 @@ from collections.abc import Callable
 
 from bot.lifecycle import delivery_delay
 from bot.messages import outcome_text, task_card
-from bot.messenger import DeliveryError, Messenger
+from bot.messenger import UNKNOWN_MESSAGE, DeliveryError, Messenger
 from storage import Storage, TaskRecord
 
 log = logging.getLogger(__name__)
 
 MAX_DELIVERY_FAILURES = 12
+LIVE_CARD = (None, "replaced")  # card_state values of a card that is still edited
 
 
 def nonce_for(task: TaskRecord, kind: str) -> str:
@@ -109,31 +110,47 @@ class Notifier:
 
     async def _final_card(self, task: TaskRecord) -> None:
         """Best effort: the result is already in the channel and the DM, so a failed card edit is only logged."""
-        if task.card_message_id is None or task.card_state is not None:
+        if task.card_message_id is None or task.card_state not in LIVE_CARD:
             return
         try:
             await self.messenger.edit_card(task.id, task.channel_id, task.card_message_id, task_card(task))
         except DeliveryError as error:
             log.info("task %s: final card edit failed (%s)", task.id, error)
         await self.storage.update_task(task.id, {"card_state": "final", "card_edited_at": self.clock(),
-                                                 "card_progress": task.progress}, {"card_state": None})
+                                                 "card_progress": task.progress}, {"card_state": task.card_state})
 
     async def update_card(self, task: TaskRecord) -> None:
-        """Show progress on the card, at most once every `card_edit_seconds` and only when it changed."""
-        if task.card_message_id is None or task.card_state is not None:
+        """Show progress on the card, at most once every `card_edit_seconds` and only when it changed.
+
+        A card deleted while the job runs is replaced by a new one, once; if that goes too, progress is no
+        longer shown (the result is still posted and sent by DM).
+        """
+        if task.card_message_id is None or task.card_state not in LIVE_CARD:
             return
         now = self.clock()
         if task.card_edited_at is not None and now - task.card_edited_at < self.card_edit_seconds:
             return
         if (task.card_progress, task.card_status) == (task.progress, task.status):
             return
+        changes: dict[str, object] = {"card_edited_at": now, "card_progress": task.progress,
+                                      "card_status": task.status}
         try:
             await self.messenger.edit_card(task.id, task.channel_id, task.card_message_id, task_card(task))
         except DeliveryError as error:
-            if error.kind == "gone":
+            if error.kind != "gone":
+                return  # try again at the next change
+            if error.code == UNKNOWN_MESSAGE and task.card_state is None:
+                self.messenger.forget(task.id)  # the interaction's message is gone; post our own
+                try:
+                    changes["card_message_id"] = await self.messenger.post_card(
+                        task.channel_id, task_card(task), nonce=nonce_for(task, "k"))
+                    changes["card_state"] = "replaced"
+                    log.info("task %s: task card was deleted; posted a new one", task.id)
+                except DeliveryError as repost_error:
+                    if repost_error.kind != "gone":
+                        return
+                    changes = {"card_state": "gone"}
+            else:
                 log.info("task %s: task card is gone (%s); progress is no longer shown", task.id, error)
-                await self.storage.update_task(task.id, {"card_state": "gone"}, {"card_state": None})
-            return
-        await self.storage.update_task(
-            task.id, {"card_edited_at": now, "card_progress": task.progress, "card_status": task.status},
-            {"card_state": None})
+                changes = {"card_state": "gone"}
+        await self.storage.update_task(task.id, changes, {"card_state": task.card_state})

@@ -43,19 +43,34 @@ async def test_progress_edits_are_throttled_and_never_use_an_expired_token(box: 
     assert not [r for r in box.discord.requests if r.status == 401], "no call with an expired token"
 
 
-async def test_a_deleted_card_stops_progress_but_not_the_result(box: Sandbox, bot_runner: Any) -> None:
+async def test_a_deleted_card_is_replaced_once_and_the_result_still_lands(box: Sandbox, bot_runner: Any) -> None:
     bot = await bot_runner.start(card_edit_seconds=0.0, interaction_edit_window_seconds=0.0)
     watch = DeliveryWatch(bot)
     interaction, task_id = await start_upscale(box, url="https://example.com/clip.mp4")
     box.discord.delete_message(box.channel_id, interaction.original["id"])
+
+    def new_cards() -> list[dict]:
+        return [m for m in box.discord.channel_messages(box.channel_id)
+                if m.get("embeds") and not m.get("_interaction_id") and task_id in embed_text(m)]
+
     box.evolink.set_progress(task_id, 50)
-    await box.discord.wait_for(lambda: any(r.status == 404 for r in _all_card_patches(box)))
+    [card] = await box.discord.wait_for(new_cards)
+    assert "50%" in embed_text(card)
+    box.evolink.set_progress(task_id, 60)
+    await box.discord.wait_for(lambda: "60%" in embed_text(new_cards()[0]))
+
+    box.discord.delete_message(box.channel_id, card["id"])  # deleted again: stop showing progress
+    box.evolink.set_progress(task_id, 70)
+    await box.discord.wait_for(lambda: any(r.status == 404 and r.path.endswith(card["id"])
+                                           for r in _all_card_patches(box)))
     box.evolink.complete(task_id, RESULT)
     await wait_told(box, box.alice_id, RESULT)
     await watch.told(task_id)
-    task = await bot.storage.get_task_by_upstream_id(task_id)
-    assert task is not None and task.card_state == "gone"
-    assert len(_all_card_patches(box)) == 1, "no more edits of a card that is gone"
+    record = await bot.storage.get_task_by_upstream_id(task_id)
+    assert record is not None and record.card_state == "gone"
+    assert len(new_cards()) == 0, "replaced once, not again"
+    patches_after_gone = [r for r in _all_card_patches(box) if r.path.endswith(card["id"])]
+    assert len([r for r in patches_after_gone if r.status == 404]) == 1, "no more edits of a card that is gone"
 
 
 def _all_card_patches(box: Sandbox) -> list[Any]:
