@@ -80,8 +80,15 @@ class QuotaService:
         return periods(self.clock())
 
     async def server_limits(self, guild_id: int | None) -> dict[str, EffectiveLimit]:
-        """The server's own value where it set one, else the operator's default (DMs: always the default)."""
-        own = await self.storage.guild_limits(guild_id) if guild_id is not None else {}
+        """The server's own value where it set one, else the operator's default.
+
+        In DMs there is no server: the operator's member defaults apply per user, and no server-wide limit
+        (all DM users together are not one server).
+        """
+        if guild_id is None:
+            return {name: EffectiveLimit(name, self.defaults.get(name) if name in MEMBER_LIMITS else None,
+                                         "default") for name in LIMIT_NAMES}
+        own = await self.storage.guild_limits(guild_id)
         return {name: EffectiveLimit(name, own[name], "server") if name in own
                 else EffectiveLimit(name, self.defaults.get(name), "default") for name in LIMIT_NAMES}
 

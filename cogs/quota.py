@@ -38,6 +38,16 @@ def _source(limit: EffectiveLimit) -> str:
     return "server setting" if limit.source == "server" else "operator default"
 
 
+def _fit(lines: list[str], limit: int = 4000) -> str:
+    """Join lines for an embed description, dropping the tail past Discord's 4096-character limit."""
+    text = ""
+    for index, line in enumerate(lines):
+        if len(text) + len(line) + 1 > limit:
+            return text + f"\n… and {len(lines) - index} more"
+        text += ("\n" if text else "") + line
+    return text or "none yet"
+
+
 def _figure(value: float) -> str:
     return f"{value:,.1f}".removesuffix(".0")
 
@@ -50,7 +60,8 @@ class QuotaGroup(app_commands.Group, name="quota", description="Limit what the b
 
     async def interaction_check(self, interaction: discord.Interaction) -> bool:
         """Discord's default_permissions is only a hint admins can change: check Manage Server on every call."""
-        if interaction.guild_id is None or not interaction.permissions.manage_guild:
+        permissions = interaction.permissions
+        if interaction.guild_id is None or not (permissions.manage_guild or permissions.administrator):
             raise app_commands.CheckFailure("You need the Manage Server permission to use /quota.")
         return True
 
@@ -68,7 +79,7 @@ class QuotaGroup(app_commands.Group, name="quota", description="Limit what the b
             lines = [f"`{name}`: **{_value(limit)}** ({_source(limit)})" for name, limit in limits.items()]
             for role_id, name, value in await self.bot.storage.role_limits(guild_id):
                 lines.append(f"role <@&{role_id}>: `{name}` = **{value:,}**")
-            embed = discord.Embed(title="Quota limits in this server", description="\n".join(lines))
+            embed = discord.Embed(title="Quota limits in this server", description=_fit(lines))
         else:
             limits = await quotas.member_limits(guild_id, [role.id for role in member.roles])
             usage = await quotas.usage(guild_id, member.id)
@@ -77,7 +88,7 @@ class QuotaGroup(app_commands.Group, name="quota", description="Limit what the b
             blocked = await self.bot.storage.blocked(guild_id, member.id)
             if blocked is not None:
                 lines.insert(0, "⛔ **Blocked**" + (f": {blocked[0]}" if blocked[0] else ""))
-            embed = discord.Embed(title=f"Quota of {member.display_name}", description="\n".join(lines))
+            embed = discord.Embed(title=f"Quota of {member.display_name}", description=_fit(lines))
         embed.set_footer(text=CREDIT_NOTE)
         await self._reply(interaction, embed=embed)
 
@@ -144,8 +155,8 @@ class QuotaGroup(app_commands.Group, name="quota", description="Limit what the b
     @app_commands.command(name="log", description="The last 20 quota changes")
     async def log(self, interaction: discord.Interaction) -> None:
         entries = await self.bot.quotas.log(_guild(interaction))
-        text = "\n".join(f"<t:{int(at)}:f> <@{actor}>: {action}" for actor, at, action in entries)
-        await self._reply(interaction, embed=discord.Embed(title="Quota changes", description=text or "none yet"))
+        lines = [f"<t:{int(at)}:f> <@{actor}>: {action[:150]}" for actor, at, action in entries]
+        await self._reply(interaction, embed=discord.Embed(title="Quota changes", description=_fit(lines)))
 
 
 class QuotaCog(commands.Cog):
@@ -157,7 +168,7 @@ class QuotaCog(commands.Cog):
         quotas = self.bot.quotas
         roles = [role.id for role in getattr(interaction.user, "roles", ())]
         limits = await quotas.member_limits(interaction.guild_id, roles)
-        usage = await quotas.usage(_guild(interaction), interaction.user.id)
+        usage = await quotas.usage(interaction.guild_id, interaction.user.id)
         p = quotas.periods()
         lines = []
         for name, label, resets in (("user_daily_jobs", "Jobs today", p.next_day),
@@ -166,7 +177,7 @@ class QuotaCog(commands.Cog):
             limit = limits[name].value
             used = usage.of(name)
             left = "no limit" if limit is None else f"{_figure(max(0.0, limit - used))} left of {limit:,}"
-            when = f", resets <t:{resets}:R>" if resets else ""
+            when = f", resets <t:{resets}:R>" if resets and limit is not None else ""
             lines.append(f"{label}: **{_figure(used)}** ({left}{when})")
         for name, label in (("server_daily_jobs", "Server jobs today"),
                             ("server_monthly_credits", "Server credits this month")):
