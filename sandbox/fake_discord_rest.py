@@ -399,6 +399,12 @@ class RestApi:
                                            "in length.)")
         if len(body.get("embeds") or []) > MAX_EMBEDS:
             raise DiscordError(400, 50035, "Invalid Form Body (embeds: Must be 10 or fewer in length.)")
+        for embed in body.get("embeds") or []:
+            # Discord's embed limits: description 4096, field value 1024, field name 256, title 256.
+            fields = embed.get("fields") or []
+            if (len(embed.get("description") or "") > 4096 or len(embed.get("title") or "") > 256
+                    or any(len(f.get("value") or "") > 1024 or len(f.get("name") or "") > 256 for f in fields)):
+                raise DiscordError(400, 50035, "Invalid Form Body (embeds.0: Must be within the embed limits.)")
         total = sum(len(f.data) for f in files)
         if total > self.fake.attachment_size_limit:
             raise DiscordError(413, 40005, "Request entity too large")
