@@ -27,6 +27,7 @@ SAFE_DEFAULT_LIMITS: dict[str, int | None] = {
     "server_daily_jobs": 50,
     "server_monthly_credits": 3000,
 }
+MAX_LIMIT_VALUE = 1_000_000_000
 _TRUE = ("1", "true", "yes", "on")
 _FALSE = ("0", "false", "no", "off")
 
@@ -87,8 +88,9 @@ def _number(name: str, raw: str, *, minimum: float, kind: type = float) -> float
 
 
 def _whole(name: str, raw: str) -> int:
-    if not (raw.isascii() and raw.isdigit()):
-        raise ConfigError(f"{name} must be a whole number of 0 or more (or empty for unlimited), got {raw[:40]!r}")
+    if not (raw.isascii() and raw.isdigit()) or len(raw) > 10 or int(raw) > MAX_LIMIT_VALUE:
+        raise ConfigError(f"{name} must be a whole number from 0 to {MAX_LIMIT_VALUE:,} (or empty for unlimited), "
+                          f"got {raw[:40]!r}")
     return int(raw)
 
 
@@ -105,7 +107,7 @@ def _url(name: str, raw: str, schemes: tuple[str, ...]) -> str:
 
 
 def _snowflake(name: str, raw: str) -> int:
-    if not (raw.isascii() and raw.isdigit()) or not (0 < int(raw) < 2**64):
+    if not (raw.isascii() and raw.isdigit()) or len(raw) > 20 or not (0 < int(raw) < 2**64):
         raise ConfigError(f"{name} must be a Discord id (digits only), got {raw[:40]!r}")
     return int(raw)
 

@@ -35,7 +35,7 @@ FINAL_STATUSES = frozenset({"completed", "failed", "cancelled"})
 KNOWN_STATUSES = frozenset({"pending", "processing", "completed", "failed", "cancelled"})
 SCALES = frozenset({1, 2, 4})
 
-TASK_ID_RE = re.compile(r"^[A-Za-z0-9._:-]{1,200}$")
+TASK_ID_RE = re.compile(r"[A-Za-z0-9._:-]{1,200}")  # always used with fullmatch (no trailing newline)
 _MAX_MESSAGE = 300
 _MAX_STATUS = 64
 _MAX_URL = 8192
@@ -152,7 +152,10 @@ def _number(value: object, *, minimum: float | None = 0.0) -> float | None:
     """A finite real number (bool is not one), else None."""
     if isinstance(value, bool) or not isinstance(value, int | float):
         return None
-    number = float(value)
+    try:
+        number = float(value)
+    except OverflowError:  # an int too large for a float
+        return None
     if not math.isfinite(number) or (minimum is not None and number < minimum):
         return None
     return number
@@ -213,7 +216,7 @@ def _parse_task(data: object) -> TaskSnapshot:
     if not isinstance(data, dict):
         raise EvolinkError(ErrorKind.MALFORMED, f"task answer is a {type(data).__name__}, not an object")
     task_id = data.get("id")
-    if not isinstance(task_id, str) or not TASK_ID_RE.match(task_id):
+    if not isinstance(task_id, str) or not TASK_ID_RE.fullmatch(task_id):
         raise EvolinkError(ErrorKind.MALFORMED, "task answer has no valid 'id'")
     raw_status = data.get("status")
     if not isinstance(raw_status, str) or not raw_status.strip() or len(raw_status) > _MAX_STATUS:
@@ -278,11 +281,14 @@ def parse_retry_after(value: str | None, now: float | None = None) -> float | No
     except ValueError:
         try:
             when = parsedate_to_datetime(value)
-        except (TypeError, ValueError, IndexError):
+        except (TypeError, ValueError, IndexError, OverflowError):
             return None
         if when.tzinfo is None:
             return None
-        seconds = when.timestamp() - (time.time() if now is None else now)
+        try:
+            seconds = when.timestamp() - (time.time() if now is None else now)
+        except (OverflowError, OSError, ValueError):
+            return None
         return max(0.0, seconds)
     return seconds if math.isfinite(seconds) and seconds >= 0 else None
 
@@ -324,7 +330,7 @@ class EvolinkClient:
 
     async def get_task(self, task_id: str) -> TaskSnapshot:
         """Query a task, retrying transient failures within this call (it is free and idempotent)."""
-        if not isinstance(task_id, str) or not TASK_ID_RE.match(task_id):
+        if not isinstance(task_id, str) or not TASK_ID_RE.fullmatch(task_id):
             raise EvolinkError(ErrorKind.MALFORMED, "task id has an invalid form; not queried")
         path = "/v1/tasks/" + quote(task_id, safe="")
         snapshot = parse_task(await self._with_retries(lambda: self._call("GET", path)))

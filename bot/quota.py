@@ -12,13 +12,12 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from bot.config import LIMIT_NAMES
+from bot.config import LIMIT_NAMES, MAX_LIMIT_VALUE
 from bot.validation import InputError
 from storage import NewTask, QuotaUsage, Storage, TaskRecord
 
 MEMBER_LIMITS = LIMIT_NAMES[:3]
 SERVER_LIMITS = LIMIT_NAMES[3:]
-MAX_LIMIT_VALUE = 1_000_000_000
 
 
 @dataclass(frozen=True, slots=True)

@@ -79,6 +79,11 @@ class TaskService:
         except EvolinkError as error:
             await self._fail_submission(task, error)
             raise SubmissionFailed(submission_error(error), task) from None
+        except Exception as unexpected:  # a bug on our side must not leave the row and its quota stuck
+            log.exception("task %s: unexpected error during the POST", task.id)
+            error = EvolinkError(ErrorKind.UNEXPECTED, f"unexpected {type(unexpected).__name__} during the POST")
+            await self._fail_submission(task, error)
+            raise SubmissionFailed(submission_error(error), task) from None
         # If we are cancelled mid-POST (shutdown), the row stays `submitting` and is resolved at the next
         # start: we cannot know whether upstream created the task.
         now = self.clock()
