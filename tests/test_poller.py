@@ -102,3 +102,20 @@ async def test_with_a_single_slot_every_due_task_is_still_handled(parts: tuple) 
         await poller.stop()
     assert sorted(notifier.delivered) == [t.id for t in tasks]
     assert await storage.next_due_at() is None, "nothing left scheduled once everyone was told"
+
+
+async def test_an_unexpected_error_in_the_post_fails_the_row_and_releases_its_quota(parts: tuple) -> None:
+    from bot.tasks import SubmissionFailed
+
+    storage, _, _ = parts
+
+    class BrokenClient:
+        async def submit(self, video_url: str, scale: int) -> None:
+            raise RuntimeError("bug")
+
+    service = TaskService(storage, BrokenClient(), QuotaService(storage, dict.fromkeys(LIMIT_NAMES)),  # type: ignore[arg-type]
+                          poll_min=0.05, poll_max=0.2)
+    with pytest.raises(SubmissionFailed):
+        await _submit(service, 1)
+    [task] = await storage.user_tasks(3, 5)
+    assert (task.status, task.quota_state, task.next_poll_at) == ("failed", "released", None)
