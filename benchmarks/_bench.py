@@ -1,0 +1,216 @@
+"""Shared helpers for the benchmark scripts: the machine, percentiles, figure lines, and a fake Evolink whose
+tasks take their own time (instead of all finishing after the same `auto_complete_after`).
+
+Every figure is printed as one line ``figure: <name> = <value> [unit]`` and every goal as
+``goal: <name> <op> <target>: met|MISSED`` so tests and docs can pick them out.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import math
+import os
+import platform
+import random
+import sys
+import time
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+from sandbox.fake_evolink import FakeEvolink, FakeTask  # noqa: E402
+
+UNLIMITED_ENV = {f"DEFAULT_{name.upper()}": "" for name in
+                 ("user_daily_jobs", "user_concurrent_jobs", "user_monthly_credits",
+                  "server_daily_jobs", "server_monthly_credits")}
+
+
+# --- the machine ---------------------------------------------------------------------------------------
+def cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown"
+
+
+def machine() -> dict[str, Any]:
+    try:
+        usable = len(os.sched_getaffinity(0))
+    except AttributeError:  # pragma: no cover - not Linux
+        usable = os.cpu_count() or 1
+    return {"cpu": cpu_model(), "cores": usable, "cpu_count": os.cpu_count(),
+            "python": platform.python_version(), "os": f"{platform.system()} {platform.release()}"}
+
+
+def header(title: str, mode: str, **params: object) -> None:
+    info = machine()
+    print(f"== {title} ==")
+    print(f"machine: cpu={info['cpu']!r} cores={info['cores']} (os.cpu_count={info['cpu_count']}) "
+          f"python={info['python']} os={info['os']}")
+    print(f"mode: {mode}")
+    if params:
+        print("params: " + ", ".join(f"{k}={v}" for k, v in params.items()))
+    sys.stdout.flush()
+
+
+# --- figures -------------------------------------------------------------------------------------------
+def percentile(values: Iterable[float], pct: float) -> float:
+    """Nearest-rank percentile (pct in 0..100); nan for no values."""
+    ordered = sorted(values)
+    if not ordered:
+        return math.nan
+    rank = max(1, math.ceil(pct / 100 * len(ordered)))
+    return ordered[min(rank, len(ordered)) - 1]
+
+
+def fmt(value: float, digits: int = 2) -> str:
+    if isinstance(value, float) and math.isnan(value):
+        return "n/a"
+    if isinstance(value, int):
+        return str(value)
+    return f"{value:.{digits}f}"
+
+
+def figure(name: str, value: float | int | str, unit: str = "", digits: int = 2) -> None:
+    shown = value if isinstance(value, str) else fmt(value, digits)
+    print(f"figure: {name} = {shown}{' ' + unit if unit else ''}", flush=True)
+
+
+def goal(name: str, value: float, op: str, target: float, unit: str = "") -> bool:
+    ok = (not math.isnan(value)) and (value >= target if op == ">=" else value <= target if op == "<="
+                                      else value < target if op == "<" else value > target)
+    print(f"goal: {name} {op} {target:g}{' ' + unit if unit else ''}: {'met' if ok else 'MISSED'} "
+          f"(measured {fmt(value)})", flush=True)
+    return ok
+
+
+def note(text: str) -> None:
+    print(f"note: {text}", flush=True)
+
+
+# --- process figures (Linux /proc) ---------------------------------------------------------------------
+_TICKS = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+
+
+def proc_cpu_seconds(pid: int) -> float:
+    """user + system CPU seconds of a process (its threads included), from /proc/<pid>/stat."""
+    raw = Path(f"/proc/{pid}/stat").read_text()
+    fields = raw[raw.rindex(")") + 2:].split()
+    return (int(fields[11]) + int(fields[12])) / _TICKS
+
+
+def proc_status_kb(pid: int, key: str) -> int:
+    """A `VmRSS`/`VmHWM`-style field of /proc/<pid>/status, in kB."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith(key + ":"):
+            return int(line.split()[1])
+    return 0
+
+
+# --- a fake Evolink whose tasks take their own time ----------------------------------------------------
+class BenchEvolink(FakeEvolink):
+    """FakeEvolink where each task runs for its own duration (estimated_time times a random factor), with
+    progress rising linearly to 99 until then. `never_complete` keeps every task running (for load tests).
+
+    `completion_at[task_id]` is the monotonic moment the task finished upstream (known from creation).
+    """
+
+    def __init__(self, *, factor_range: tuple[float, float] = (1.0, 1.0), seed: int = 1,
+                 never_complete: bool = False, **options: Any) -> None:
+        super().__init__(**options)
+        self.factor_range = factor_range
+        self.never_complete = never_complete
+        self._rng = random.Random(seed)
+        self.duration: dict[str, float] = {}
+        self.completion_at: dict[str, float] = {}
+
+    def preload(self, task_id: str, age: float, duration: float | None = None) -> FakeTask:
+        """A task the bot already knows (its row is written straight to the database), `age` seconds old."""
+        now = time.monotonic()
+        task = FakeTask(id=task_id, video_url="https://example.com/clip.mp4", scale="2", status="processing",
+                        created=int(time.time() - age), created_at=now - age,
+                        credits_reserved=self.credits_per_task)
+        self.tasks[task_id] = task
+        self.duration[task_id] = duration if duration is not None else float(self.estimated_time)
+        self.completion_at[task_id] = task.created_at + self.duration[task_id]
+        return task
+
+    def _auto_advance(self, task: FakeTask) -> None:
+        if task.manual or task.status not in ("pending", "processing"):
+            return
+        duration = self.duration.get(task.id)
+        if duration is None:  # first sight of a task created by a POST
+            low, high = self.factor_range
+            duration = float(self.estimated_time) * self._rng.uniform(low, high)
+            self.duration[task.id] = duration
+            self.completion_at[task.id] = task.created_at + duration
+        elapsed = time.monotonic() - task.created_at
+        if elapsed >= duration and not self.never_complete:
+            task.status, task.progress = "completed", 100
+            task.results = [f"https://cdn.evolink.ai/sample/{task.id}.mp4"]
+            task.credits_used = task.credits_reserved
+        elif elapsed > 0:
+            task.status, task.progress = "processing", min(99, int(elapsed / duration * 100))
+
+    async def _submit(self, request: Any) -> Any:
+        response = await super()._submit(request)
+        # Fix the new task's duration at creation, so its completion moment is known even if never queried.
+        if self.tasks:
+            newest = self.tasks[next(reversed(self.tasks))]
+            if newest.id not in self.duration:
+                self._auto_advance(newest)
+        return response
+
+
+# --- the fake Evolink as its own process ---------------------------------------------------------------
+SERVE_SCRIPT = Path(__file__).resolve().parent / "_serve_fake_evolink.py"
+
+
+class FakeEvolinkProcess:
+    """benchmarks/_serve_fake_evolink.py as a child process, so the fake's CPU is not the bot's."""
+
+    def __init__(self, *args: str) -> None:
+        self.args = args
+        self.proc: asyncio.subprocess.Process | None = None
+        self.base_url = ""
+        self.api_key = ""
+        self.pid = 0
+
+    async def start(self) -> None:
+        self.proc = await asyncio.create_subprocess_exec(
+            sys.executable, str(SERVE_SCRIPT), *self.args, stdin=asyncio.subprocess.PIPE,
+            stdout=asyncio.subprocess.PIPE, limit=2**20)
+        info = await self._line(timeout=60)
+        self.base_url, self.api_key, self.pid = info["base_url"], info["api_key"], info["pid"]
+
+    async def _line(self, timeout: float = 30) -> dict[str, Any]:
+        assert self.proc is not None and self.proc.stdout is not None
+        line = await asyncio.wait_for(self.proc.stdout.readline(), timeout)
+        if not line:
+            raise RuntimeError("the fake Evolink process exited early")
+        return json.loads(line)
+
+    async def stats(self) -> dict[str, Any]:
+        assert self.proc is not None and self.proc.stdin is not None
+        self.proc.stdin.write(b"stats\n")
+        await self.proc.stdin.drain()
+        return await self._line()
+
+    async def stop(self) -> None:
+        if self.proc is None or self.proc.returncode is not None:
+            return
+        try:
+            assert self.proc.stdin is not None
+            self.proc.stdin.close()
+            await asyncio.wait_for(self.proc.wait(), 10)
+        except (TimeoutError, BrokenPipeError, ConnectionResetError):
+            self.proc.kill()
+            await self.proc.wait()
