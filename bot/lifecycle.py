@@ -54,9 +54,11 @@ def poll_delay(*, elapsed: float, estimated_time: float | None, progress: int, f
         return min(maximum, minimum * (2 ** min(failures, 16)))
     if estimated_time and estimated_time > 0:
         remaining = estimated_time - elapsed
-        if 0 < progress < 100 and elapsed > 0:
-            # Progress is a second opinion on how much is left; trust whichever says "sooner".
-            remaining = min(remaining, elapsed * (100 - progress) / progress)
+        by_progress = elapsed * (100 - progress) / progress if 0 < progress < 100 and elapsed > 0 else None
+        if by_progress is not None:
+            # Progress is a second opinion on how much is left; trust whichever says "sooner". Past the
+            # estimate it is the only opinion left (a floor keeps a task stuck at 99% from being hammered).
+            remaining = min(remaining, by_progress) if remaining > 0 else max(by_progress, 0.02 * elapsed)
         delay = remaining / 2 if remaining > 0 else elapsed * 0.1
     else:
         delay = max(minimum, elapsed * 0.2)

@@ -78,3 +78,11 @@ def test_errors_back_off_exponentially_up_to_the_maximum() -> None:
     assert delays == [10, 20, 40, 60, 60]
     assert delivery_delay(1, minimum=5, maximum=60) == 10
     assert delivery_delay(50, minimum=5, maximum=60) == 60
+
+
+def test_past_the_estimate_progress_keeps_the_next_query_close() -> None:
+    # 700 s into a 600 s task at 95%: about 37 s left by progress, so do not wait the full 60 s.
+    delay = poll_delay(elapsed=700, estimated_time=600, progress=95, failures=0, minimum=5, maximum=60)
+    assert delay < 30
+    stuck = poll_delay(elapsed=3000, estimated_time=600, progress=99, failures=0, minimum=5, maximum=60)
+    assert stuck >= 0.02 * 3000 / 2, "a task stuck at 99% is not hammered"
