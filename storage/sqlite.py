@@ -64,15 +64,13 @@ class SQLiteStorage(SQLiteQuotas):
             if number <= current:
                 continue
             log.info("applying migration %s", name)
-            await self._db.execute("BEGIN IMMEDIATE")
+            # One script per file, in one transaction with its version bump (triggers hold ';' inside).
             try:
-                for statement in _split_sql(sql):
-                    await self._db.execute(statement)
-                await self._db.execute(f"PRAGMA user_version = {number}")
+                await self._db.executescript(f"BEGIN IMMEDIATE;\n{sql}\nPRAGMA user_version = {number};\nCOMMIT;")
             except BaseException:
-                await self._db.execute("ROLLBACK")
+                if self._db.in_transaction:
+                    await self._db.execute("ROLLBACK")
                 raise
-            await self._db.execute("COMMIT")
 
     async def close(self) -> None:
         await self._db.close()
@@ -166,8 +164,3 @@ class SQLiteStorage(SQLiteQuotas):
             rows = await cur.fetchall()
         return [TaskRecord(**dict(row)) for row in rows]
 
-
-def _split_sql(sql: str) -> list[str]:
-    """Split a migration file into statements (our files keep to one statement per `;`)."""
-    lines = [line for line in sql.splitlines() if not line.strip().startswith("--")]
-    return [part.strip() for part in "\n".join(lines).split(";") if part.strip()]

@@ -14,15 +14,17 @@ _ACTIVE = "status IN ({})".format(", ".join(f"'{s}'" for s in ("submitting", *AC
 _HELD = "quota_state = 'held'"
 
 # Each limit as (usage expression, scope): the same SQL serves the atomic check and the usage report.
+_COUNTER = ("SELECT IFNULL((SELECT {column} FROM usage_counters WHERE guild_key = IFNULL(:guild, 0) "
+            "AND user_id = {user} AND period = '{prefix}' || :{period}), 0)")
+# Each limit's usage as SQL: the same expressions serve the atomic check and the usage report. Day and month
+# totals come from usage_counters (kept by triggers, see migration 0003), so the check does not grow with
+# the number of tasks.
 _USAGE_SQL = {
-    "user_daily_jobs": f"SELECT COUNT(*) FROM tasks WHERE guild_id IS :guild AND quota_day = :day AND {_HELD} "
-                       "AND user_id = :user AND member_reset = 0",
+    "user_daily_jobs": _COUNTER.format(column="jobs", user=":user", prefix="d", period="day"),
     "user_concurrent_jobs": f"SELECT COUNT(*) FROM tasks WHERE guild_id IS :guild AND user_id = :user AND {_ACTIVE}",
-    "user_monthly_credits": "SELECT COALESCE(SUM(credits_charged), 0) FROM tasks WHERE guild_id IS :guild "
-                            f"AND quota_month = :month AND {_HELD} AND user_id = :user AND member_reset = 0",
-    "server_daily_jobs": f"SELECT COUNT(*) FROM tasks WHERE guild_id IS :guild AND quota_day = :day AND {_HELD}",
-    "server_monthly_credits": "SELECT COALESCE(SUM(credits_charged), 0) FROM tasks WHERE guild_id IS :guild "
-                              f"AND quota_month = :month AND {_HELD}",
+    "user_monthly_credits": _COUNTER.format(column="credits", user=":user", prefix="m", period="month"),
+    "server_daily_jobs": _COUNTER.format(column="jobs", user="0", prefix="d", period="day"),
+    "server_monthly_credits": _COUNTER.format(column="credits", user="0", prefix="m", period="month"),
 }
 
 

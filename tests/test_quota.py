@@ -172,3 +172,39 @@ def test_embed_descriptions_are_cut_to_fit_discord() -> None:
     text = _fit([f"line {i} " + "y" * 100 for i in range(60)])
     assert len(text) <= 4096 and text.endswith("more") and "line 0 " in text
     assert _fit([]) == "none yet"
+
+
+async def _counters(path: Path) -> list[tuple]:
+    import sqlite3
+
+    with sqlite3.connect(path) as conn:
+        return sorted(conn.execute("SELECT guild_key, user_id, period, jobs, round(credits, 6) FROM usage_counters "
+                                   "WHERE jobs != 0 OR round(credits, 6) != 0").fetchall())
+
+
+async def test_usage_counters_match_the_ledger_and_are_rebuilt_by_the_migration(tmp_path: Path) -> None:
+    """The triggers keep usage_counters equal to a recount of the tasks; migration 0003 rebuilds them."""
+    import sqlite3
+
+    path = tmp_path / "counters.db"
+    store = await open_storage(f"sqlite:///{path}")
+    clock = Clock("2026-11-30T23:00:00")
+    quotas = QuotaService(store, UNLIMITED, clock=clock)
+    tasks = [await quotas.reserve(_task(user=user), []) for user in (ALICE, ALICE, BOB)]
+    await store.update_task(tasks[0].id, {"credits_charged": 28.8, "status": "pending"})
+    await store.update_task(tasks[0].id, {"credits_charged": 12.5, "status": "completed"})
+    await store.update_task(tasks[1].id, {"credits_charged": 28.8})
+    await store.update_task(tasks[1].id, {"quota_state": "released", "status": "failed"})
+    clock.now += 7200  # next day, next month
+    await _finish(store, (await quotas.reserve(_task(guild=None), [])).id, credits=3.0)
+    await quotas.reset_member(GUILD, ADMIN, ALICE)
+    kept = await _counters(path)
+    await store.close()
+    assert (GUILD, 0, "m2026-11", 2, 12.5) in kept and (GUILD, ALICE, "m2026-11", 0, 0.0) not in kept
+
+    with sqlite3.connect(path) as conn:  # forget the counters, as a database from before 0003 had none
+        conn.executescript("DROP TABLE usage_counters; DROP TRIGGER tasks_usage_insert; "
+                           "DROP TRIGGER tasks_usage_update; PRAGMA user_version = 2;")
+    store = await open_storage(f"sqlite:///{path}")
+    await store.close()
+    assert await _counters(path) == kept
