@@ -84,13 +84,18 @@ class TaskPoller:
         """Start work on due tasks; return how long to sleep before looking again."""
         now = self.clock()
         free = self.concurrency - len(self._in_flight)
-        if free > 0:
-            for record in await self.storage.due_tasks(now, free, exclude=tuple(self._in_flight)):
-                self._in_flight[record.id] = asyncio.create_task(self._guarded(record), name=f"task-{record.id}")
-        next_at = await self.storage.next_due_at()
-        if next_at is None or next_at <= now:
-            # Nothing scheduled, or only work that is running or waiting for a slot: a finishing task wakes us.
-            return self.idle_wait
+        if free <= 0:
+            return self.idle_wait  # every slot is busy: finishing tasks wake us
+        due = await self.storage.due_tasks(now, free, exclude=tuple(self._in_flight))
+        for record in due:
+            self._in_flight[record.id] = asyncio.create_task(self._guarded(record), name=f"task-{record.id}")
+        if len(due) == free:
+            return self.idle_wait  # more may be due: finishing tasks wake us to take them
+        next_at = await self.storage.next_due_at(exclude=tuple(self._in_flight))
+        if next_at is None:
+            return self.idle_wait  # nothing scheduled: a new task or a finishing one wakes us
+        if next_at <= now:
+            return 0.05  # due work found no free slot this time (or is being picked up): look again soon
         return min(next_at - now, self.idle_wait)
 
     async def _guarded(self, record: TaskRecord) -> None:
@@ -104,7 +109,9 @@ class TaskPoller:
                 await self.storage.update_task(record.id, {"next_poll_at": self.clock() + self.idle_wait})
         finally:
             self._in_flight.pop(record.id, None)
-            self.wake()
+            # Scan again once half the slots are free (or all work is done), not after every single task.
+            if len(self._in_flight) <= self.concurrency // 2:
+                self.wake()
 
     async def process(self, record: TaskRecord) -> None:
         """One step for one task: deliver it if it has ended, else query upstream once."""

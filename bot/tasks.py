@@ -103,13 +103,14 @@ class TaskService:
                 elapsed=0, estimated_time=snapshot.estimated_time, progress=snapshot.progress or 0,
                 failures=0, minimum=self.poll_min, maximum=self.poll_max),
         }
-        if not await self.storage.update_task(task.id, changes, {"status": "submitting"}):
+        fresh = await self.storage.update_task(task.id, changes, {"status": "submitting"})
+        if fresh is None:
             log.error("task %s left 'submitting' while its POST ran; upstream id %s", task.id, snapshot.task_id)
+            fresh = await self.storage.get_task(task.id)
+            assert fresh is not None
         log.info("task %s submitted as %s (scale %s, %s credits reserved)", task.id, snapshot.task_id,
                  scale, snapshot.credits_reserved)
         self._on_change()
-        fresh = await self.storage.get_task(task.id)
-        assert fresh is not None
         return fresh
 
     async def _fail_submission(self, task: TaskRecord, error: EvolinkError) -> None:
@@ -132,11 +133,10 @@ class TaskService:
 
         Returns the row as it is now: the poller may have finished the task while the card was being sent.
         """
-        await self.storage.update_task(task.id, {
+        return await self.storage.update_task(task.id, {
             "card_message_id": message_id, "card_edited_at": self.clock(),
             "card_progress": task.progress, "card_status": task.status,
         })
-        return await self.storage.get_task(task.id)
 
     async def resolve_interrupted_submissions(self) -> list[TaskRecord]:
         """Rows left in `submitting` by a crash: mark them failed and queue a message to the member.
@@ -197,18 +197,15 @@ class TaskService:
                 elapsed=elapsed, estimated_time=snapshot.estimated_time or task.estimated_time,
                 progress=int(changes.get("progress", task.progress)), failures=unknown_failures,
                 minimum=self.poll_min, maximum=self.poll_max)
-        if not await self.storage.update_task(task.id, changes, {"status": task.status}):
-            return None
-        return await self.storage.get_task(task.id)
+        return await self.storage.update_task(task.id, changes, {"status": task.status})
 
     async def mark_expired(self, task: TaskRecord) -> TaskRecord | None:
         """Upstream answered 404 for the task: it is gone; tell the member."""
         now = self.clock()
-        moved = await self.storage.update_task(task.id, {
+        return await self.storage.update_task(task.id, {
             "status": "expired", "finished_at": now, "next_poll_at": now,
             "error_code": "expired", "error_message": "Task not found or expired",
         }, {"status": task.status})
-        return await self.storage.get_task(task.id) if moved else None
 
     async def record_poll_error(self, task: TaskRecord, error: EvolinkError) -> TaskRecord | None:
         """Back off after a failed query; the task stays where it was.
@@ -221,11 +218,10 @@ class TaskService:
         if error.kind == ErrorKind.BAD_REQUEST or unreadable:
             log.error("task %s: giving up after query error %s", task.id, error)
             now = self.clock()
-            moved = await self.storage.update_task(task.id, {
+            return await self.storage.update_task(task.id, {
                 "status": "failed", "error_code": "upstream_unreadable", "error_message": str(error)[:300],
                 "finished_at": now, "next_poll_at": now, "poll_failures": failures,
             }, {"status": task.status})
-            return await self.storage.get_task(task.id) if moved else None
         delay = poll_delay(elapsed=0, estimated_time=None, progress=0, failures=failures,
                            minimum=self.poll_min, maximum=self.poll_max)
         if error.retry_after is not None:

@@ -107,8 +107,10 @@ class Storage(Protocol):
     async def get_task_by_upstream_id(self, upstream_id: str) -> TaskRecord | None: ...
 
     async def update_task(self, task_id: int, changes: Mapping[str, Any],
-                          expect: Mapping[str, Any] | None = None) -> bool:
+                          expect: Mapping[str, Any] | None = None) -> TaskRecord | None:
         """Apply `changes` only if every `expect` column still has its value (None means IS NULL).
+
+        Returns the updated row, or None when nothing matched.
 
         The conditional update is what keeps two workers from both moving a task or both delivering it.
         """
@@ -116,7 +118,7 @@ class Storage(Protocol):
 
     async def due_tasks(self, now: float, limit: int, exclude: Sequence[int] = ()) -> list[TaskRecord]: ...
 
-    async def next_due_at(self) -> float | None: ...
+    async def next_due_at(self, exclude: Sequence[int] = ()) -> float | None: ...
 
     async def tasks_with_status(self, status: str) -> list[TaskRecord]: ...
 

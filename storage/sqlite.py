@@ -94,9 +94,9 @@ class SQLiteStorage(SQLiteQuotas):
         return await self._one("SELECT * FROM tasks WHERE upstream_id = ?", (upstream_id,))
 
     async def update_task(self, task_id: int, changes: Mapping[str, Any],
-                          expect: Mapping[str, Any] | None = None) -> bool:
+                          expect: Mapping[str, Any] | None = None) -> TaskRecord | None:
         if not changes:
-            return True
+            return await self.get_task(task_id)
         expect = expect or {}
         _check_columns(changes)
         _check_columns(expect)
@@ -109,10 +109,9 @@ class SQLiteStorage(SQLiteQuotas):
             else:
                 conditions.append(f"{name} = ?")
                 params.append(value)
-        cur = await self._db.execute(f"UPDATE tasks SET {sets} WHERE {' AND '.join(conditions)}", params)
-        changed = cur.rowcount == 1
-        await cur.close()
-        return changed
+        rows = await self._db.execute_fetchall(
+            f"UPDATE tasks SET {sets} WHERE {' AND '.join(conditions)} RETURNING *", params)
+        return TaskRecord(**dict(rows[0])) if rows else None
 
     async def due_tasks(self, now: float, limit: int, exclude: Sequence[int] = ()) -> list[TaskRecord]:
         marks = ", ".join("?" for _ in exclude)
@@ -123,12 +122,11 @@ class SQLiteStorage(SQLiteQuotas):
             (now, *exclude, limit),
         )
 
-    async def next_due_at(self) -> float | None:
-        async with self._db.execute(
-            "SELECT MIN(next_poll_at) FROM tasks WHERE next_poll_at IS NOT NULL"
-        ) as cur:
-            row = await cur.fetchone()
-        return row[0] if row else None
+    async def next_due_at(self, exclude: Sequence[int] = ()) -> float | None:
+        skip = f"AND id NOT IN ({', '.join('?' for _ in exclude)})" if exclude else ""
+        rows = await self._db.execute_fetchall(
+            f"SELECT MIN(next_poll_at) FROM tasks WHERE next_poll_at IS NOT NULL {skip}", tuple(exclude))
+        return rows[0][0] if rows else None
 
     async def tasks_with_status(self, status: str) -> list[TaskRecord]:
         return await self._many("SELECT * FROM tasks WHERE status = ? ORDER BY id", (status,))
