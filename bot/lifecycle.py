@@ -58,7 +58,7 @@ def poll_delay(*, elapsed: float, estimated_time: float | None, progress: int, f
         if by_progress is not None:
             # Progress is a second opinion on how much is left; trust whichever says "sooner". Past the
             # estimate it is the only opinion left (a floor keeps a task stuck at 99% from being hammered).
-            remaining = min(remaining, by_progress) if remaining > 0 else max(by_progress, 0.02 * elapsed)
+            remaining = min(remaining, by_progress) if remaining > 0 else max(by_progress, 0.05 * elapsed)
         delay = remaining / 2 if remaining > 0 else elapsed * 0.1
     else:
         delay = max(minimum, elapsed * 0.2)
