@@ -306,8 +306,12 @@ class EvolinkClient:
         query_attempts: int = 3,
         backoff_base: float = 1.0,
         max_retry_wait: float = 10.0,
+        max_concurrent_submits: int = 32,
     ) -> None:
         self._session = session
+        # A stalled upstream holds a pooled connection per POST; capping POSTs below the session's pool size
+        # (aiohttp's default is 100) keeps connections free for the task queries of jobs already running.
+        self._submit_slots = asyncio.Semaphore(max(1, max_concurrent_submits))
         self._base = base_url.rstrip("/")
         self._api_key = api_key
         self._timeout = aiohttp.ClientTimeout(total=request_timeout)
@@ -326,7 +330,8 @@ class EvolinkClient:
         if not isinstance(video_url, str) or not video_url:
             raise EvolinkError(ErrorKind.BAD_REQUEST, "video URL must be a non-empty string")
         body = {"model": MODEL, "video_urls": [video_url], "model_params": {"upscale_factor": str(scale)}}
-        return parse_task(await self._call("POST", "/v1/videos/generations", body))
+        async with self._submit_slots:
+            return parse_task(await self._call("POST", "/v1/videos/generations", body))
 
     async def get_task(self, task_id: str) -> TaskSnapshot:
         """Query a task, retrying transient failures within this call (it is free and idempotent)."""

@@ -395,3 +395,18 @@ async def test_fake_wait_for(client: EvolinkClient, fake: FakeEvolink) -> None:
     assert (await waiter).id == task_id
     with pytest.raises(TimeoutError):
         await fake.wait_for(lambda: False, timeout=0.05)
+
+
+async def test_stalled_submissions_leave_connections_for_task_queries(fake: FakeEvolink) -> None:
+    """With a pool of 3 connections and 3 POSTs stuck upstream, a query still gets through at once."""
+    task_id = None
+    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=3)) as http:
+        client = make_client(http, fake.base_url, request_timeout=5.0, max_concurrent_submits=2)
+        task_id = await submit_one(client, fake)
+        fake.inject("timeout", on="submit", times=3)
+        stuck = [asyncio.create_task(client.submit("https://example.com/a.mp4", 2)) for _ in range(3)]
+        await fake.wait_for(lambda: sum(r.method == "POST" for r in fake.requests) >= 3)
+        snapshot = await asyncio.wait_for(client.get_task(task_id), 0.8)  # well before the 1 s hang ends
+        assert snapshot.task_id == task_id
+        assert sum(r.method == "POST" for r in fake.requests) == 3, "the third stuck POST waits for a slot"
+        await asyncio.gather(*stuck, return_exceptions=True)
