@@ -5,14 +5,13 @@ from __future__ import annotations
 import logging
 import re
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict
 from importlib import resources
 from pathlib import Path
 from typing import Any
 
 import aiosqlite
 
-from storage import ACTIVE_STATUSES, TASK_COLUMNS, NewTask, TaskRecord
+from storage import TASK_COLUMNS, TaskRecord
 from storage.sqlite_quotas import SQLiteQuotas
 
 log = logging.getLogger(__name__)
@@ -75,18 +74,6 @@ class SQLiteStorage(SQLiteQuotas):
     async def close(self) -> None:
         await self._db.close()
 
-    async def create_task(self, task: NewTask) -> TaskRecord:
-        values = asdict(task)
-        values["status"] = "submitting"
-        columns = ", ".join(values)
-        marks = ", ".join("?" for _ in values)
-        async with self._db.execute(
-            f"INSERT INTO tasks ({columns}) VALUES ({marks}) RETURNING *", tuple(values.values())
-        ) as cur:
-            row = await cur.fetchone()
-        assert row is not None
-        return TaskRecord(**dict(row))
-
     async def get_task(self, task_id: int) -> TaskRecord | None:
         return await self._one("SELECT * FROM tasks WHERE id = ?", (task_id,))
 
@@ -143,14 +130,6 @@ class SQLiteStorage(SQLiteQuotas):
             "SELECT * FROM tasks WHERE user_id = ? ORDER BY created_at DESC, id DESC LIMIT ?",
             (user_id, limit),
         )
-
-    async def count_active(self) -> int:
-        marks = ", ".join("?" for _ in ACTIVE_STATUSES)
-        async with self._db.execute(
-            f"SELECT COUNT(*) FROM tasks WHERE status IN ({marks})", ACTIVE_STATUSES
-        ) as cur:
-            row = await cur.fetchone()
-        return int(row[0]) if row else 0
 
     async def _one(self, sql: str, params: Sequence[Any]) -> TaskRecord | None:
         async with self._db.execute(sql, params) as cur:
