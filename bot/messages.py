@@ -74,9 +74,8 @@ def failure_reason(task: TaskRecord) -> str:
     return "the provider reported an error without details."
 
 
-def task_card(task: TaskRecord, *, now: float | None = None) -> discord.Embed:
+def task_card(task: TaskRecord) -> discord.Embed:
     """The embed shown as the reply to /upscale and kept up to date while the job runs."""
-    now = time.time() if now is None else now
     embed = discord.Embed(
         title=f"Upscale {task.display_id}",
         colour=_STATUS_COLOUR.get(task.status, discord.Colour.blurple()),
@@ -155,9 +154,8 @@ def submission_error(error: EvolinkError) -> str:
                     "the operator can see the details in the bot's log.")
 
 
-def task_line(task: TaskRecord, *, now: float | None = None) -> str:
+def task_line(task: TaskRecord) -> str:
     """One line of /tasks."""
-    now = time.time() if now is None else now
     parts = [f"`{task.display_id}`", status_label(task.status)]
     if task.status in ("pending", "processing"):
         parts.append(f"{task.progress}%")

@@ -61,9 +61,14 @@ class TaskService:
 
     async def abandon(self, task: TaskRecord, reason: str) -> None:
         """Give back a reserved row whose member can no longer be answered (nothing was sent upstream)."""
+        await self._close_unsent(task, "abandoned", reason)
+
+    async def _close_unsent(self, task: TaskRecord, error_code: str, message: str) -> None:
+        """End a `submitting` row that created nothing upstream: failed, quota released, nothing to deliver
+        (the member was answered in the interaction, or cannot be)."""
         now = self.clock()
         await self.storage.update_task(task.id, {
-            "status": "failed", "error_code": "abandoned", "error_message": reason[:300], "finished_at": now,
+            "status": "failed", "error_code": error_code, "error_message": message[:300], "finished_at": now,
             "notified_at": now, "card_state": "final", "dm_state": "skipped", "channel_state": "skipped",
             "quota_state": "released",
         }, {"status": "submitting"})
@@ -73,9 +78,8 @@ class TaskService:
 
         Raises SubmissionFailed (the row is then `failed` and its quota released).
         """
-        source_url, scale = task.source_url, task.scale
         try:
-            snapshot = await self.evolink.submit(source_url, scale)
+            snapshot = await self.evolink.submit(task.source_url, task.scale)
         except EvolinkError as error:
             await self._fail_submission(task, error)
             raise SubmissionFailed(submission_error(error), task) from None
@@ -109,24 +113,23 @@ class TaskService:
             fresh = await self.storage.get_task(task.id)
             assert fresh is not None
         log.info("task %s submitted as %s (scale %s, %s credits reserved)", task.id, snapshot.task_id,
-                 scale, snapshot.credits_reserved)
+                 task.scale, snapshot.credits_reserved)
         self._on_change()
         return fresh
 
     async def _fail_submission(self, task: TaskRecord, error: EvolinkError) -> None:
-        level = logging.ERROR if error.kind in OPERATOR_ERRORS else logging.WARNING
-        if error.kind in OPERATOR_ERRORS:
-            self._on_operator_error(error)
         note = " (the provider may have created it: the POST is never retried)" \
             if error.kind in (ErrorKind.TIMEOUT, ErrorKind.CONNECTION) else ""
-        log.log(level, "task %s: submission failed: %s%s", task.id, error, note)
+        log.log(self._level_for(error), "task %s: submission failed: %s%s", task.id, error, note)
         # The member is told in the interaction reply, so nothing is left to deliver.
-        now = self.clock()
-        await self.storage.update_task(task.id, {
-            "status": "failed", "error_code": f"submit_{error.kind.value}", "error_message": str(error)[:300],
-            "finished_at": now, "notified_at": now, "card_state": "final",
-            "dm_state": "skipped", "channel_state": "skipped", "quota_state": "released",
-        }, {"status": "submitting"})
+        await self._close_unsent(task, f"submit_{error.kind.value}", str(error))
+
+    def _level_for(self, error: EvolinkError) -> int:
+        """ERROR, and an operator alert, for what only the operator can fix; WARNING for the rest."""
+        if error.kind in OPERATOR_ERRORS:
+            self._on_operator_error(error)
+            return logging.ERROR
+        return logging.WARNING
 
     async def attach_card(self, task: TaskRecord, message_id: int) -> TaskRecord | None:
         """Remember the task card (as `task` shows it) so progress can be shown on it, also after a restart.
@@ -145,13 +148,9 @@ class TaskService:
         retrying it could bill twice, so the member is asked to run /upscale again.
         """
         resolved = []
-        now = self.clock()
         for task in await self.storage.tasks_with_status("submitting"):
-            moved = await self.storage.update_task(task.id, {
-                "status": "failed", "error_code": "bot_restarted",
-                "error_message": "interrupted before the provider confirmed the job",
-                "finished_at": now, "next_poll_at": now, "quota_state": "released",
-            }, {"status": "submitting"})
+            moved = await self._end(task, "failed", "bot_restarted", "interrupted before the provider confirmed "
+                                    "the job", quota_state="released")
             if moved:
                 log.warning("task %s was interrupted while submitting; marked failed, member will be told", task.id)
                 resolved.append(task)
@@ -201,10 +200,15 @@ class TaskService:
 
     async def mark_expired(self, task: TaskRecord) -> TaskRecord | None:
         """Upstream answered 404 for the task: it is gone; tell the member."""
+        return await self._end(task, "expired", "expired", "Task not found or expired")
+
+    async def _end(self, task: TaskRecord, status: str, error_code: str, message: str,
+                   **extra: object) -> TaskRecord | None:
+        """Move a task to a final status and make it due at once, so the poller tells the member."""
         now = self.clock()
         return await self.storage.update_task(task.id, {
-            "status": "expired", "finished_at": now, "next_poll_at": now,
-            "error_code": "expired", "error_message": "Task not found or expired",
+            "status": status, "error_code": error_code, "error_message": message[:300], "finished_at": now,
+            "next_poll_at": now, **extra,
         }, {"status": task.status})
 
     async def record_poll_error(self, task: TaskRecord, error: EvolinkError) -> TaskRecord | None:
@@ -217,19 +221,12 @@ class TaskService:
         unreadable = error.kind in (ErrorKind.MALFORMED, ErrorKind.UNEXPECTED) and failures >= MAX_UNREADABLE_POLLS
         if error.kind == ErrorKind.BAD_REQUEST or unreadable:
             log.error("task %s: giving up after query error %s", task.id, error)
-            now = self.clock()
-            return await self.storage.update_task(task.id, {
-                "status": "failed", "error_code": "upstream_unreadable", "error_message": str(error)[:300],
-                "finished_at": now, "next_poll_at": now, "poll_failures": failures,
-            }, {"status": task.status})
+            return await self._end(task, "failed", "upstream_unreadable", str(error), poll_failures=failures)
         delay = poll_delay(elapsed=0, estimated_time=None, progress=0, failures=failures,
                            minimum=self.poll_min, maximum=self.poll_max)
         if error.retry_after is not None:
             delay = max(delay, error.retry_after)
-        level = logging.ERROR if error.kind in OPERATOR_ERRORS else logging.WARNING
-        if error.kind in OPERATOR_ERRORS:
-            self._on_operator_error(error)
-        log.log(level, "task %s: query failed (%s); retrying in %.1f s", task.id, error, delay)
+        log.log(self._level_for(error), "task %s: query failed (%s); retrying in %.1f s", task.id, error, delay)
         await self.storage.update_task(task.id, {"poll_failures": failures, "next_poll_at": self.clock() + delay},
                                        {"status": task.status})
         return None
