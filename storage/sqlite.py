@@ -96,21 +96,17 @@ class SQLiteStorage(SQLiteQuotas):
             else:
                 conditions.append(f"{name} = ?")
                 params.append(value)
-        rows = await self._db.execute_fetchall(
-            f"UPDATE tasks SET {sets} WHERE {' AND '.join(conditions)} RETURNING *", params)
-        return TaskRecord(**dict(rows[0])) if rows else None
+        return await self._one(f"UPDATE tasks SET {sets} WHERE {' AND '.join(conditions)} RETURNING *", params)
 
     async def due_tasks(self, now: float, limit: int, exclude: Sequence[int] = ()) -> list[TaskRecord]:
-        marks = ", ".join("?" for _ in exclude)
-        skip = f"AND id NOT IN ({marks})" if exclude else ""
         return await self._many(
-            f"SELECT * FROM tasks WHERE next_poll_at IS NOT NULL AND next_poll_at <= ? {skip} "
+            f"SELECT * FROM tasks WHERE next_poll_at IS NOT NULL AND next_poll_at <= ? {_skip_ids(exclude)} "
             "ORDER BY next_poll_at LIMIT ?",
             (now, *exclude, limit),
         )
 
     async def next_due_at(self, exclude: Sequence[int] = ()) -> float | None:
-        skip = f"AND id NOT IN ({', '.join('?' for _ in exclude)})" if exclude else ""
+        skip = _skip_ids(exclude)
         rows = await self._db.execute_fetchall(
             f"SELECT MIN(next_poll_at) FROM tasks WHERE next_poll_at IS NOT NULL {skip}", tuple(exclude))
         return rows[0][0] if rows else None
@@ -132,12 +128,15 @@ class SQLiteStorage(SQLiteQuotas):
         )
 
     async def _one(self, sql: str, params: Sequence[Any]) -> TaskRecord | None:
-        async with self._db.execute(sql, params) as cur:
-            row = await cur.fetchone()
-        return TaskRecord(**dict(row)) if row else None
+        rows = await self._many(sql, params)
+        return rows[0] if rows else None
 
     async def _many(self, sql: str, params: Sequence[Any]) -> list[TaskRecord]:
-        async with self._db.execute(sql, params) as cur:
-            rows = await cur.fetchall()
-        return [TaskRecord(**dict(row)) for row in rows]
+        # execute_fetchall is one trip to aiosqlite's thread; execute + fetch + close would be three.
+        return [TaskRecord(**dict(row)) for row in await self._db.execute_fetchall(sql, params)]
+
+
+def _skip_ids(ids: Sequence[int]) -> str:
+    """`AND id NOT IN (?, …)` for the ids in flight, or nothing."""
+    return f"AND id NOT IN ({', '.join('?' for _ in ids)})" if ids else ""
 

@@ -49,9 +49,8 @@ class SQLiteQuotas:
         columns = ", ".join(values)
         selected = ", ".join(f":v_{k}" for k in values)
         sql = f"INSERT INTO tasks ({columns}) SELECT {selected} WHERE {' AND '.join(checks)} RETURNING *"
-        async with self._db.execute(sql, params) as cur:
-            row = await cur.fetchone()
-        return TaskRecord(**dict(row)) if row else None
+        rows = await self._db.execute_fetchall(sql, params)
+        return TaskRecord(**dict(rows[0])) if rows else None
 
     async def quota_usage(self, guild_id: int | None, user_id: int, *, day: str, month: str) -> QuotaUsage:
         params = {"guild": guild_id, "user": user_id, "day": day, "month": month}
