@@ -47,12 +47,14 @@ class SQLiteStorage(SQLiteQuotas):
             Path(path).parent.mkdir(parents=True, exist_ok=True)
         db = await aiosqlite.connect(path, isolation_level=None)
         db.row_factory = aiosqlite.Row
-        await db.execute("PRAGMA journal_mode=WAL")
-        await db.execute("PRAGMA synchronous=NORMAL")
-        await db.execute("PRAGMA busy_timeout=5000")
-        await db.execute("PRAGMA foreign_keys=ON")
         storage = cls(db)
-        await storage._migrate()
+        try:
+            for pragma in ("journal_mode=WAL", "synchronous=NORMAL", "busy_timeout=5000", "foreign_keys=ON"):
+                await db.execute(f"PRAGMA {pragma}")
+            await storage._migrate()
+        except BaseException:
+            await db.close()  # else aiosqlite's thread keeps the process alive
+            raise
         return storage
 
     async def _migrate(self) -> None:
@@ -110,6 +112,12 @@ class SQLiteStorage(SQLiteQuotas):
         rows = await self._db.execute_fetchall(
             f"SELECT MIN(next_poll_at) FROM tasks WHERE next_poll_at IS NOT NULL {skip}", tuple(exclude))
         return rows[0][0] if rows else None
+
+    async def poll_active_within(self, now: float, spread: float) -> int:
+        rows = await self._db.execute_fetchall(
+            "UPDATE tasks SET next_poll_at = MIN(next_poll_at, ? + (ABS(RANDOM()) % 1000000) * ? / 1000000.0) "
+            "WHERE status IN ('pending', 'processing') AND next_poll_at IS NOT NULL RETURNING id", (now, spread))
+        return len(rows)
 
     async def tasks_with_status(self, status: str) -> list[TaskRecord]:
         return await self._many("SELECT * FROM tasks WHERE status = ? ORDER BY id", (status,))
