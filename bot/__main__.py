@@ -72,6 +72,9 @@ def main(argv: list[str] | None = None) -> int:
     except Exception as error:  # start-up failures: say what to fix in one line
         import discord
 
+        if isinstance(error, ConfigError):  # found at start-up, such as a CALLBACK_LISTEN port in use
+            print(f"upscale-bot: configuration error: {error}", file=sys.stderr)
+            return 2
         if isinstance(error, discord.LoginFailure):
             print("upscale-bot: Discord refused DISCORD_TOKEN; check the token in .env", file=sys.stderr)
             return 2

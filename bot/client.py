@@ -11,6 +11,7 @@ import yarl
 from discord.ext import commands
 
 from bot.alerts import OperatorAlerts
+from bot.callbacks import CallbackReceiver
 from bot.config import Settings
 from bot.evolink import EvolinkClient
 from bot.messenger import DiscordMessenger
@@ -45,6 +46,7 @@ class UpscaleBot(commands.Bot):
     messenger: DiscordMessenger
     notifier: Notifier
     poller: TaskPoller
+    callbacks: CallbackReceiver | None = None
 
     def __init__(self, settings: Settings, *, sync_only: bool = False, **options: object) -> None:
         options.setdefault("guild_ready_timeout", 2.0)
@@ -68,7 +70,8 @@ class UpscaleBot(commands.Bot):
         self.alerts = OperatorAlerts(self, settings.alert_channel_id)
         self.tasks = TaskService(self.storage, self.evolink, self.quotas, poll_min=settings.poll_min_seconds,
                                  poll_max=settings.poll_max_seconds, on_change=self._wake_poller,
-                                 on_operator_error=self.alerts.upstream_error)
+                                 on_operator_error=self.alerts.upstream_error,
+                                 callback_url=settings.callback_url, callback_poll=settings.callback_poll_seconds)
         self.messenger = DiscordMessenger(self, edit_window=settings.interaction_edit_window_seconds)
         self.notifier = Notifier(self.storage, self.messenger, card_edit_seconds=settings.card_edit_seconds,
                                  retry_min=settings.poll_min_seconds, retry_max=settings.poll_max_seconds)
@@ -82,6 +85,12 @@ class UpscaleBot(commands.Bot):
         interrupted = await self.tasks.resolve_interrupted_submissions()
         if interrupted:
             log.warning("%d task(s) were interrupted mid-submission; their members will be told", len(interrupted))
+        if settings.callback_url:
+            self.callbacks = CallbackReceiver(self.tasks, *settings.callback_listen)
+            await self.callbacks.start()
+            # Callbacks sent while we were down are lost (Evolink gives up after ~7 s): query every running
+            # task soon, spread over POLL_MAX_SECONDS so a large backlog does not arrive at once.
+            await self.storage.poll_active_within(self.tasks.clock(), settings.poll_max_seconds)
         self.poller.start()
 
     def _wake_poller(self) -> None:
@@ -105,6 +114,8 @@ class UpscaleBot(commands.Bot):
 
     async def close(self) -> None:
         """Stop the poller first so nothing is half-written, then the session and the database."""
+        if self.callbacks is not None:
+            await self.callbacks.close()
         if hasattr(self, "poller"):
             await self.poller.stop()
         # Let commands being answered finish (they write to the database and reply through REST).

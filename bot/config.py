@@ -57,6 +57,9 @@ class Settings:
     alert_channel_id: int | None = None
     default_limits: dict[str, int | None] = field(default_factory=lambda: dict(SAFE_DEFAULT_LIMITS))
     allow_dm_upscale: bool = False
+    callback_url: str | None = None
+    callback_listen: tuple[str, int] = ("127.0.0.1", 8080)
+    callback_poll_seconds: float = 300.0
 
     @property
     def sqlite_path(self) -> str:
@@ -106,6 +109,44 @@ def _url(name: str, raw: str, schemes: tuple[str, ...]) -> str:
     return raw.rstrip("/")
 
 
+# Evolink refuses callback addresses on internal networks, and adds nothing to the URL we give it but
+# needs room for our "/<task id>/<token>" within its 2048 characters.
+MAX_CALLBACK_URL = 2000
+
+
+def _callback_url(raw: str) -> str:
+    import ipaddress
+    from urllib.parse import urlsplit
+
+    try:
+        parts = urlsplit(raw)
+        host = parts.hostname or ""
+        parts.port  # noqa: B018 - raises on a malformed port
+    except ValueError:
+        parts, host = None, ""
+    if parts is None or parts.scheme != "https" or not host or parts.query or parts.fragment or parts.username:
+        shown = "a URL with credentials" if "@" in raw else repr(raw[:80])
+        raise ConfigError("CALLBACK_URL must be a public https URL without query or credentials, such as "
+                          f"https://bot.example.com/evolink, got {shown}")
+    try:
+        internal = not ipaddress.ip_address(host).is_global
+    except ValueError:
+        internal = host == "localhost" or host.endswith((".localhost", ".local", ".internal"))
+    if internal:
+        raise ConfigError(f"CALLBACK_URL must name a public host (Evolink refuses internal addresses), got {host!r}")
+    if len(raw) > MAX_CALLBACK_URL:
+        raise ConfigError(f"CALLBACK_URL must be at most {MAX_CALLBACK_URL} characters")
+    return raw.rstrip("/")
+
+
+def _listen(raw: str) -> tuple[str, int]:
+    host, sep, port = raw.rpartition(":")
+    host = host.removeprefix("[").removesuffix("]")
+    if not sep or not host or not (port.isascii() and port.isdigit()) or len(port) > 5 or int(port) > 65535:
+        raise ConfigError(f"CALLBACK_LISTEN must be host:port, such as 127.0.0.1:8080, got {raw[:80]!r}")
+    return host, int(port)
+
+
 def _snowflake(name: str, raw: str) -> int:
     if not (raw.isascii() and raw.isdigit()) or len(raw) > 20 or not (0 < int(raw) < 2**64):
         raise ConfigError(f"{name} must be a Discord id (digits only), got {raw[:40]!r}")
@@ -153,6 +194,7 @@ def load_settings(env: Mapping[str, str] | None = None, *, dotenv_path: str | Pa
         "POLL_CONCURRENCY": ("poll_concurrency", 1, int),
         "EVOLINK_TIMEOUT_SECONDS": ("evolink_timeout_seconds", 0.1, float),
         "INTERACTION_EDIT_WINDOW_SECONDS": ("interaction_edit_window_seconds", 0.0, float),
+        "CALLBACK_POLL_SECONDS": ("callback_poll_seconds", 0.05, float),
     }
     for name, (attr, minimum, kind) in numbers.items():
         if raw := get(name):
@@ -175,10 +217,16 @@ def load_settings(env: Mapping[str, str] | None = None, *, dotenv_path: str | Pa
         if raw.lower() not in _TRUE + _FALSE:
             raise ConfigError(f"ALLOW_DM_UPSCALE must be true or false, got {raw[:40]!r}")
         kwargs["allow_dm_upscale"] = raw.lower() in _TRUE
+    if raw := get("CALLBACK_URL"):
+        kwargs["callback_url"] = _callback_url(raw)
+    if raw := get("CALLBACK_LISTEN"):
+        kwargs["callback_listen"] = _listen(raw)
 
     settings = Settings(**kwargs)  # type: ignore[arg-type]
     if settings.poll_max_seconds < settings.poll_min_seconds:
         raise ConfigError("POLL_MAX_SECONDS must not be smaller than POLL_MIN_SECONDS")
+    if settings.callback_poll_seconds < settings.poll_min_seconds:
+        raise ConfigError("CALLBACK_POLL_SECONDS must not be smaller than POLL_MIN_SECONDS")
     if settings.interaction_edit_window_seconds > 900:
         raise ConfigError("INTERACTION_EDIT_WINDOW_SECONDS must be at most 900 (interaction tokens last 15 minutes)")
     return settings

@@ -322,14 +322,20 @@ class EvolinkClient:
     def __repr__(self) -> str:
         return f"EvolinkClient(base_url={self._base!r}, attempts={self._attempts})"
 
-    async def submit(self, video_url: str, scale: int) -> TaskSnapshot:
-        """Create one paid task. Never retried: a second POST may bill a second task."""
+    async def submit(self, video_url: str, scale: int, callback_url: str | None = None) -> TaskSnapshot:
+        """Create one paid task. Never retried: a second POST may bill a second task.
+
+        With `callback_url`, Evolink posts the task there when it ends (a hint we confirm with get_task).
+        """
         if isinstance(scale, bool) or scale not in SCALES:
             # Upstream silently falls back to "2" on a bad factor, so we refuse it here.
             raise EvolinkError(ErrorKind.BAD_REQUEST, f"upscale factor must be 1, 2 or 4, not {scale!r}")
         if not isinstance(video_url, str) or not video_url:
             raise EvolinkError(ErrorKind.BAD_REQUEST, "video URL must be a non-empty string")
-        body = {"model": MODEL, "video_urls": [video_url], "model_params": {"upscale_factor": str(scale)}}
+        body: dict[str, object] = {"model": MODEL, "video_urls": [video_url],
+                                   "model_params": {"upscale_factor": str(scale)}}
+        if callback_url:
+            body["callback_url"] = callback_url
         async with self._submit_slots:
             return parse_task(await self._call("POST", "/v1/videos/generations", body))
 

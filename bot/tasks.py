@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import hmac
 import logging
+import secrets
 import time
 from collections.abc import Callable
 
@@ -11,7 +13,7 @@ from bot.lifecycle import next_status, poll_delay
 from bot.messages import submission_error
 from bot.quota import QuotaService
 from bot.validation import VideoSource
-from storage import NewTask, Storage, TaskRecord
+from storage import ACTIVE_STATUSES, NewTask, Storage, TaskRecord
 
 log = logging.getLogger(__name__)
 
@@ -34,7 +36,8 @@ class TaskService:
     def __init__(self, storage: Storage, evolink: EvolinkClient, quotas: QuotaService, *, poll_min: float,
                  poll_max: float, clock: Callable[[], float] = time.time,
                  on_change: Callable[[], None] = lambda: None,
-                 on_operator_error: Callable[[EvolinkError], None] = lambda error: None) -> None:
+                 on_operator_error: Callable[[EvolinkError], None] = lambda error: None,
+                 callback_url: str | None = None, callback_poll: float = 300.0) -> None:
         self.storage = storage
         self.evolink = evolink
         self.quotas = quotas
@@ -43,6 +46,8 @@ class TaskService:
         self.clock = clock
         self._on_change = on_change
         self._on_operator_error = on_operator_error
+        self.callback_url = callback_url  # None: no callbacks, poll on the estimate alone
+        self.callback_poll = callback_poll
 
     async def submit(self, *, guild_id: int | None, channel_id: int, user_id: int, source: VideoSource,
                      scale: int, role_ids: tuple[int, ...] = ()) -> TaskRecord:
@@ -57,6 +62,7 @@ class TaskService:
         return await self.quotas.reserve(NewTask(
             guild_id=guild_id, channel_id=channel_id, user_id=user_id, source_kind=source.kind,
             source_url=source.url, source_label=source.label, scale=scale, created_at=self.clock(),
+            callback_token=secrets.token_urlsafe(18) if self.callback_url else None,
         ), role_ids)
 
     async def abandon(self, task: TaskRecord, reason: str) -> None:
@@ -79,7 +85,7 @@ class TaskService:
         Raises SubmissionFailed (the row is then `failed` and its quota released).
         """
         try:
-            snapshot = await self.evolink.submit(task.source_url, task.scale)
+            snapshot = await self.evolink.submit(task.source_url, task.scale, self._callback_for(task))
         except EvolinkError as error:
             await self._fail_submission(task, error)
             raise SubmissionFailed(submission_error(error), task) from None
@@ -103,9 +109,8 @@ class TaskService:
             "credits_reserved": snapshot.credits_reserved,
             "credits_charged": snapshot.credits_reserved or 0.0,
             "submitted_at": now,
-            "next_poll_at": now + poll_delay(
-                elapsed=0, estimated_time=snapshot.estimated_time, progress=snapshot.progress or 0,
-                failures=0, minimum=self.poll_min, maximum=self.poll_max),
+            "next_poll_at": now + self._next_query_in(task, elapsed=0, estimated_time=snapshot.estimated_time,
+                                                      progress=snapshot.progress or 0, failures=0),
         }
         fresh = await self.storage.update_task(task.id, changes, {"status": "submitting"})
         if fresh is None:
@@ -116,6 +121,40 @@ class TaskService:
                  task.scale, snapshot.credits_reserved)
         self._on_change()
         return fresh
+
+    def _callback_for(self, task: TaskRecord) -> str | None:
+        """The URL Evolink calls when this task ends; its token is what makes a callback count."""
+        if not (self.callback_url and task.callback_token):
+            return None
+        return f"{self.callback_url}/{task.id}/{task.callback_token}"
+
+    def _next_query_in(self, task: TaskRecord, *, elapsed: float, estimated_time: float | None, progress: int,
+                       failures: int) -> float:
+        """Seconds to the next query: on the estimate, or, when a callback will say the task ended, a slow
+        safety net (CALLBACK_POLL_SECONDS) for callbacks that never arrive."""
+        delay = poll_delay(elapsed=elapsed, estimated_time=estimated_time, progress=progress, failures=failures,
+                           minimum=self.poll_min, maximum=self.poll_max)
+        if failures == 0 and self._callback_for(task):
+            return max(delay, self.callback_poll)
+        return delay
+
+    async def hint(self, task_id: int, token: str) -> bool | None:
+        """A callback named this task: query it now. The callback's body is never trusted (it is unsigned):
+        the poller's own query decides. None if the task or token is unknown; else whether it was made due."""
+        task = await self.storage.get_task(task_id)
+        if task is None or not task.callback_token or not hmac.compare_digest(task.callback_token, token):
+            return None
+        if task.status not in ACTIVE_STATUSES or task.next_poll_at is None:
+            return False  # ended already
+        now = self.clock()
+        if task.next_poll_at > now:
+            # Conditional on the schedule we read: a query in flight that started before the task ended
+            # must not push it back (apply_snapshot expects the same next_poll_at).
+            if await self.storage.update_task(task.id, {"next_poll_at": now},
+                                              {"status": task.status, "next_poll_at": task.next_poll_at}) is None:
+                return False
+        self._on_change()
+        return True
 
     async def _fail_submission(self, task: TaskRecord, error: EvolinkError) -> None:
         note = " (the provider may have created it: the POST is never retried)" \
@@ -192,10 +231,12 @@ class TaskService:
             if not snapshot.known:
                 changes["poll_failures"] = unknown_failures
             elapsed = now - (task.submitted_at or task.created_at)
-            changes["next_poll_at"] = now + poll_delay(
-                elapsed=elapsed, estimated_time=snapshot.estimated_time or task.estimated_time,
-                progress=int(changes.get("progress", task.progress)), failures=unknown_failures,
-                minimum=self.poll_min, maximum=self.poll_max)
+            changes["next_poll_at"] = now + self._next_query_in(
+                task, elapsed=elapsed, estimated_time=snapshot.estimated_time or task.estimated_time,
+                progress=int(changes.get("progress", task.progress)), failures=unknown_failures)
+            # A callback that arrived while this query ran made the task due again: keep it due.
+            return await self.storage.update_task(task.id, changes,
+                                                  {"status": task.status, "next_poll_at": task.next_poll_at})
         return await self.storage.update_task(task.id, changes, {"status": task.status})
 
     async def mark_expired(self, task: TaskRecord) -> TaskRecord | None:

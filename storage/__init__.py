@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
 from typing import Any, Protocol
 
 ACTIVE_STATUSES = ("pending", "processing")
@@ -53,6 +53,7 @@ class TaskRecord:
     quota_state: str | None = None
     credits_charged: float | None = None
     member_reset: int = 0
+    callback_token: str | None = field(default=None, repr=False)
 
     @property
     def final(self) -> bool:
@@ -93,6 +94,7 @@ class NewTask:
     source_label: str
     scale: int
     created_at: float
+    callback_token: str | None = None
 
 
 class Storage(Protocol):
@@ -117,6 +119,10 @@ class Storage(Protocol):
     async def due_tasks(self, now: float, limit: int, exclude: Sequence[int] = ()) -> list[TaskRecord]: ...
 
     async def next_due_at(self, exclude: Sequence[int] = ()) -> float | None: ...
+
+    async def poll_active_within(self, now: float, spread: float) -> int:
+        """Bring every running task's next query forward to a random moment in [now, now + spread]."""
+        ...
 
     async def tasks_with_status(self, status: str) -> list[TaskRecord]: ...
 

@@ -202,9 +202,10 @@ async def test_usage_counters_match_the_ledger_and_are_rebuilt_by_the_migration(
     await store.close()
     assert (GUILD, 0, "m2026-11", 2, 12.5) in kept and (GUILD, ALICE, "m2026-11", 0, 0.0) not in kept
 
-    with sqlite3.connect(path) as conn:  # forget the counters, as a database from before 0003 had none
+    with sqlite3.connect(path) as conn:  # forget the counters (and what came later), as before 0003
         conn.executescript("DROP TABLE usage_counters; DROP TRIGGER tasks_usage_insert; "
-                           "DROP TRIGGER tasks_usage_update; PRAGMA user_version = 2;")
+                           "DROP TRIGGER tasks_usage_update; ALTER TABLE tasks DROP COLUMN callback_token; "
+                           "PRAGMA user_version = 2;")
     store = await open_storage(f"sqlite:///{path}")
     await store.close()
     assert await _counters(path) == kept
