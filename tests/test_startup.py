@@ -46,6 +46,22 @@ def test_every_setting_is_read() -> None:
     assert (settings.log_level, settings.alert_channel_id, settings.card_edit_seconds) == ("DEBUG", 789, 20.0)
 
 
+def test_callback_settings_are_read_and_off_by_default() -> None:
+    plain = load_settings(BASE, dotenv_path=None)
+    assert plain.callback_url is None
+    assert (plain.callback_listen, plain.callback_poll_seconds) == (("127.0.0.1", 8080), 300.0)
+    settings = load_settings({**BASE, "CALLBACK_URL": "https://bot.example.com/evolink/",
+                              "CALLBACK_LISTEN": "[::]:9000", "CALLBACK_POLL_SECONDS": "120"}, dotenv_path=None)
+    assert settings.callback_url == "https://bot.example.com/evolink"
+    assert (settings.callback_listen, settings.callback_poll_seconds) == (("::", 9000), 120.0)
+
+
+def test_a_callback_url_with_credentials_is_not_echoed() -> None:
+    with pytest.raises(ConfigError) as caught:
+        load_settings({**BASE, "CALLBACK_URL": "https://user:hunter2@bot.example.com/cb"}, dotenv_path=None)
+    assert "hunter2" not in str(caught.value) and "CALLBACK_URL" in str(caught.value)
+
+
 def test_dotenv_file_is_read_and_the_environment_wins(tmp_path: Path) -> None:
     env_file = tmp_path / ".env"
     env_file.write_text(f"DISCORD_TOKEN={TOKEN}\nEVOLINK_API_KEY={KEY}\nPOLL_MIN_SECONDS=3\n")
@@ -68,6 +84,17 @@ def test_dotenv_file_is_read_and_the_environment_wins(tmp_path: Path) -> None:
     ({**BASE, "LOG_LEVEL": "LOUD"}, "LOG_LEVEL"),
     ({**BASE, "ALERT_CHANNEL_ID": "#alerts"}, "ALERT_CHANNEL_ID"),
     ({**BASE, "POLL_CONCURRENCY": "1.5"}, "POLL_CONCURRENCY"),
+    ({**BASE, "CALLBACK_URL": "http://bot.example.com/evolink"}, "CALLBACK_URL"),
+    ({**BASE, "CALLBACK_URL": "https://127.0.0.1/evolink"}, "CALLBACK_URL"),
+    ({**BASE, "CALLBACK_URL": "https://192.168.1.20/evolink"}, "CALLBACK_URL"),
+    ({**BASE, "CALLBACK_URL": "https://[::1]:8443/evolink"}, "CALLBACK_URL"),
+    ({**BASE, "CALLBACK_URL": "https://localhost/evolink"}, "CALLBACK_URL"),
+    ({**BASE, "CALLBACK_URL": "https://bot.example.com/evolink?key=1"}, "CALLBACK_URL"),
+    ({**BASE, "CALLBACK_URL": "https://bot.example.com:99999/evolink"}, "CALLBACK_URL"),
+    ({**BASE, "CALLBACK_URL": "https://bot.example.com/" + "a" * 2000}, "CALLBACK_URL"),
+    ({**BASE, "CALLBACK_LISTEN": "8080"}, "CALLBACK_LISTEN"),
+    ({**BASE, "CALLBACK_LISTEN": "0.0.0.0:80800"}, "CALLBACK_LISTEN"),
+    ({**BASE, "CALLBACK_POLL_SECONDS": "1", "POLL_MIN_SECONDS": "5"}, "CALLBACK_POLL_SECONDS"),
 ])
 def test_a_bad_setting_is_one_line_naming_it(env: dict[str, str], named: str) -> None:
     with pytest.raises(ConfigError) as caught:
