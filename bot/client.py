@@ -88,9 +88,10 @@ class UpscaleBot(commands.Bot):
         if settings.callback_url:
             self.callbacks = CallbackReceiver(self.tasks, *settings.callback_listen)
             await self.callbacks.start()
-            # Callbacks sent while we were down are lost (Evolink gives up after ~7 s): query every running
-            # task soon, spread over POLL_MAX_SECONDS so a large backlog does not arrive at once.
-            await self.storage.poll_active_within(self.tasks.clock(), settings.poll_max_seconds)
+            # Callbacks sent while we were down are lost (Evolink gives up after ~7 s): query the running
+            # tasks that should have ended by now soon, spread over POLL_MAX_SECONDS; the rest keep their
+            # safety-net query.
+            await self.storage.poll_ending_within(self.tasks.clock(), settings.poll_max_seconds)
         self.poller.start()
 
     def _wake_poller(self) -> None:

@@ -120,8 +120,9 @@ class Storage(Protocol):
 
     async def next_due_at(self, exclude: Sequence[int] = ()) -> float | None: ...
 
-    async def poll_active_within(self, now: float, spread: float) -> int:
-        """Bring every running task's next query forward to a random moment in [now, now + spread]."""
+    async def poll_ending_within(self, now: float, spread: float) -> int:
+        """Running tasks expected to have ended by `now + spread`: query each at a random moment in that time
+        (sooner only, never later). Returns how many were running and expected to have ended."""
         ...
 
     async def tasks_with_status(self, status: str) -> list[TaskRecord]: ...

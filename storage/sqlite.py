@@ -113,10 +113,12 @@ class SQLiteStorage(SQLiteQuotas):
             f"SELECT MIN(next_poll_at) FROM tasks WHERE next_poll_at IS NOT NULL {skip}", tuple(exclude))
         return rows[0][0] if rows else None
 
-    async def poll_active_within(self, now: float, spread: float) -> int:
+    async def poll_ending_within(self, now: float, spread: float) -> int:
         rows = await self._db.execute_fetchall(
-            "UPDATE tasks SET next_poll_at = MIN(next_poll_at, ? + (ABS(RANDOM()) % 1000000) * ? / 1000000.0) "
-            "WHERE status IN ('pending', 'processing') AND next_poll_at IS NOT NULL RETURNING id", (now, spread))
+            "UPDATE tasks SET next_poll_at = MIN(next_poll_at, :now + (ABS(RANDOM()) % 1000000) * :spread / 1e6) "
+            "WHERE status IN ('pending', 'processing') AND next_poll_at IS NOT NULL "
+            "AND COALESCE(submitted_at, created_at) + COALESCE(estimated_time, 0) <= :now + :spread RETURNING id",
+            {"now": now, "spread": spread})
         return len(rows)
 
     async def tasks_with_status(self, status: str) -> list[TaskRecord]:

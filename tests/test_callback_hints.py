@@ -122,17 +122,21 @@ async def test_a_query_in_flight_when_the_hint_lands_does_not_push_the_task_back
     assert await service.apply_snapshot(row, stale) is not None
 
 
-async def test_start_up_brings_running_tasks_forward_within_the_spread(parts: Parts) -> None:
+async def test_start_up_brings_forward_the_tasks_that_should_have_ended(parts: Parts) -> None:
     service = parts.service()
-    tasks = [await _submit(service) for _ in range(20)]
-    done = tasks[0]
-    await parts.storage.update_task(done.id, {"status": "completed", "next_poll_at": None})
+    tasks = [await _submit(service) for _ in range(22)]  # estimated_time 600
     now = time.time()
-    assert await parts.storage.poll_active_within(now, 30.0) == 19
-    for task in tasks[1:]:
+    done, young = tasks[0], tasks[1]
+    await parts.storage.update_task(done.id, {"status": "completed", "next_poll_at": None})
+    for task in tasks[2:]:  # submitted 590 s ago: expected to end within the 30 s spread
+        await parts.storage.update_task(task.id, {"submitted_at": now - 590})
+    assert await parts.storage.poll_ending_within(now, 30.0) == 20
+    for task in tasks[2:]:
         row = await parts.storage.get_task(task.id)
         assert row is not None and now <= row.next_poll_at <= now + 30.0  # type: ignore[operator]
     assert (await parts.storage.get_task(done.id)).next_poll_at is None  # type: ignore[union-attr]
+    kept = await parts.storage.get_task(young.id)
+    assert kept is not None and kept.next_poll_at == young.next_poll_at, "a young task keeps its safety net"
 
 
 async def test_errors_back_off_as_usual_with_callbacks_on(parts: Parts) -> None:
