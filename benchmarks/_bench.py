@@ -120,7 +120,9 @@ class BenchEvolink(FakeEvolink):
     """FakeEvolink where each task runs for its own duration (estimated_time times a random factor), with
     progress rising linearly to 99 until then. `never_complete` keeps every task running (for load tests).
 
-    `completion_at[task_id]` is the monotonic moment the task finished upstream (known from creation).
+    `completion_at[task_id]` is the monotonic moment the task finished upstream (known from creation). A task
+    with a callback_url (submitted, or preloaded with one) has its completion timer armed at creation, so its
+    callback fires at that moment whether or not anyone queries it.
     """
 
     def __init__(self, *, factor_range: tuple[float, float] = (1.0, 1.0), seed: int = 1,
@@ -132,26 +134,44 @@ class BenchEvolink(FakeEvolink):
         self.duration: dict[str, float] = {}
         self.completion_at: dict[str, float] = {}
 
-    def preload(self, task_id: str, age: float, duration: float | None = None) -> FakeTask:
-        """A task the bot already knows (its row is written straight to the database), `age` seconds old."""
+    def preload(self, task_id: str, age: float, duration: float | None = None,
+                callback_url: str | None = None) -> FakeTask:
+        """A task the bot already knows (its row is written straight to the database), `age` seconds old.
+        With `callback_url` (taken as is, not validated) its callback fires when it completes."""
         now = time.monotonic()
         task = FakeTask(id=task_id, video_url="https://example.com/clip.mp4", scale="2", status="processing",
                         created=int(time.time() - age), created_at=now - age,
-                        credits_reserved=self.credits_per_task)
+                        credits_reserved=self.credits_per_task, callback_url=callback_url)
         self.tasks[task_id] = task
         self.duration[task_id] = duration if duration is not None else float(self.estimated_time)
         self.completion_at[task_id] = task.created_at + self.duration[task_id]
+        self._on_created(task)
         return task
 
-    def _auto_advance(self, task: FakeTask) -> None:
-        if task.manual or task.status not in ("pending", "processing"):
-            return
+    def _duration_of(self, task: FakeTask) -> float:
+        """The task's duration, drawn at first sight (its creation: see _on_created)."""
         duration = self.duration.get(task.id)
-        if duration is None:  # first sight of a task created by a POST
+        if duration is None:
             low, high = self.factor_range
             duration = float(self.estimated_time) * self._rng.uniform(low, high)
             self.duration[task.id] = duration
             self.completion_at[task.id] = task.created_at + duration
+        return duration
+
+    def _on_created(self, task: FakeTask) -> None:
+        # Fix the new task's duration at creation, so its completion moment is known even if never queried.
+        self._duration_of(task)
+        super()._on_created(task)
+
+    def _completion_moment(self, task: FakeTask) -> float | None:
+        if self.never_complete or task.manual or task.status not in ("pending", "processing"):
+            return None
+        return task.created_at + self._duration_of(task)
+
+    def _auto_advance(self, task: FakeTask) -> None:
+        if task.manual or task.status not in ("pending", "processing"):
+            return
+        duration = self._duration_of(task)
         elapsed = time.monotonic() - task.created_at
         if elapsed >= duration and not self.never_complete:
             task.status, task.progress = "completed", 100
@@ -159,15 +179,6 @@ class BenchEvolink(FakeEvolink):
             task.credits_used = task.credits_reserved
         elif elapsed > 0:
             task.status, task.progress = "processing", min(99, int(elapsed / duration * 100))
-
-    async def _submit(self, request: Any) -> Any:
-        response = await super()._submit(request)
-        # Fix the new task's duration at creation, so its completion moment is known even if never queried.
-        if self.tasks:
-            newest = self.tasks[next(reversed(self.tasks))]
-            if newest.id not in self.duration:
-                self._auto_advance(newest)
-        return response
 
 
 # --- the fake Evolink as its own process ---------------------------------------------------------------

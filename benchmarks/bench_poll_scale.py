@@ -1,7 +1,13 @@
 """Many active tasks tracked by one bot process: memory, CPU and upstream queries.
 
-    python benchmarks/bench_poll_scale.py           # reduced: 1,000 tasks, 10 s window
-    python benchmarks/bench_poll_scale.py --full    # 10,000 tasks, 120 s window
+    python benchmarks/bench_poll_scale.py                       # reduced: 1,000 tasks, 10 s window
+    python benchmarks/bench_poll_scale.py --full                # 10,000 tasks, 120 s window, polling
+    python benchmarks/bench_poll_scale.py --full --complete     # ... and tasks end and are delivered
+    python benchmarks/bench_poll_scale.py --full --callbacks    # ... with Evolink callbacks (CALLBACK_URL)
+
+--complete and --callbacks let tasks end at 600 s, so the bot also confirms, delivers (DM and channel post)
+and, with callbacks, receives one callback per task; enough extra tasks are loaded that at least `--tasks`
+are still running at the end of the window. Without either, no task ever ends (polling alone is measured).
 
 The real bot (`python -m bot`, its own process) runs with the default poll settings (POLL_MIN 5, POLL_MAX 60,
 concurrency 16) against the fake Discord (in this process) and the fake Evolink (a third process, so neither
@@ -33,6 +39,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+import socket
+
 from _bench import (
     UNLIMITED_ENV,
     FakeEvolinkProcess,
@@ -53,6 +61,8 @@ from storage import open_storage
 ESTIMATED_TIME = 600
 POLL_MIN, POLL_MAX = 5.0, 60.0
 BOT_TOKEN = "bench.poll-scale.bot-token"
+PUBLIC_CALLBACK = "https://callbacks.example.com/evolink"
+CALLBACK_POLL = 300.0
 
 
 def queries_for_task(duration: float, estimated: float | None, *, progress: bool, minimum: float = POLL_MIN,
@@ -71,8 +81,15 @@ def queries_for_task(duration: float, estimated: float | None, *, progress: bool
                         minimum=minimum, maximum=maximum)
 
 
-def _rows(count: int, ages: list[float], ids: list[str], guild_id: int, channel_id: int,
-          rng: random.Random) -> list[dict]:
+def queries_with_callbacks(duration: float) -> int:
+    """Queries for a job of `duration` seconds when its callback arrives: every CALLBACK_POLL until it ends,
+    then the one the callback asks for."""
+    safety_net = max(0, math.ceil(duration / CALLBACK_POLL) - 1)  # at 300 s, 600 s, ... before it ends
+    return safety_net + 1
+
+
+def _rows(count: int, ages: list[float], ids: list[str], guild_id: int, channel_id: int, users: list[str],
+          rng: random.Random, tokens: list[str] | None) -> list[dict]:
     now = time.time()
     p = periods(now)
     rows = []
@@ -81,8 +98,11 @@ def _rows(count: int, ages: list[float], ids: list[str], guild_id: int, channel_
         progress = min(99, int(age / ESTIMATED_TIME * 100))
         delay = poll_delay(elapsed=age, estimated_time=ESTIMATED_TIME, progress=progress, failures=0,
                            minimum=POLL_MIN, maximum=POLL_MAX)
+        if tokens:  # a callback is coming: the bot's next query is the safety net
+            delay = max(delay, CALLBACK_POLL)
         rows.append({
-            "guild_id": guild_id, "channel_id": channel_id, "user_id": 5_000_000 + i % 500,
+            "id": i + 1, "callback_token": tokens[i] if tokens else None,
+            "guild_id": guild_id, "channel_id": channel_id, "user_id": int(users[i % len(users)]),
             "source_kind": "url", "source_url": f"https://example.com/v/{i}.mp4", "source_label": f"{i}.mp4",
             "scale": 2, "status": "processing", "upstream_id": ids[i], "upstream_status": "processing",
             "progress": progress, "estimated_time": ESTIMATED_TIME, "credits_reserved": 28.8,
@@ -106,6 +126,15 @@ async def write_database(path: Path, rows: list[dict]) -> None:
         conn.close()
 
 
+def running(path: Path) -> int:
+    conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=10)
+    try:
+        (count,) = conn.execute("SELECT COUNT(*) FROM tasks WHERE status IN ('pending', 'processing')").fetchone()
+    finally:
+        conn.close()
+    return int(count)
+
+
 def overdue(path: Path, late_by: float) -> int:
     """Rows whose next query is more than `late_by` seconds overdue (the poller is not keeping up)."""
     conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=10)
@@ -117,19 +146,35 @@ def overdue(path: Path, late_by: float) -> int:
     return int(count)
 
 
-async def run(tasks: int, window: float, warmup: float) -> None:
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+async def run(tasks: int, window: float, warmup: float, *, complete: bool, callbacks: bool) -> None:
     rng = random.Random(7)
-    # Ages spread over the whole 600 s job. A task that passes 600 s during the run keeps running upstream and
-    # is then polled every 60 s (elapsed * 0.1, capped), the same rate as a new task in its first 480 s, so the
-    # mix of poll rates stays that of a steady stream of jobs; only the deliveries of a real stream are missing.
-    ages = [rng.uniform(0, ESTIMATED_TIME) for _ in range(tasks)]
-    ids = [f"task-unified-bench-{i:06d}" for i in range(tasks)]
+    # Ages spread over the whole 600 s job. Without --complete, a task that passes 600 s keeps running upstream
+    # and is then polled every 15-60 s, so the mix of poll rates stays close to that of a steady stream of jobs;
+    # only the deliveries of a real stream are missing. With it, tasks end at 600 s and are delivered, and more
+    # are loaded so that `tasks` are still running when the window closes.
+    loaded = math.ceil(tasks / (1 - (warmup + window) / ESTIMATED_TIME)) if complete else tasks
+    ages = [rng.uniform(0, ESTIMATED_TIME) for _ in range(loaded)]
+    ids = [f"task-unified-bench-{i:06d}" for i in range(loaded)]
+    tokens = [f"bench{i:06d}{rng.getrandbits(64):016x}" for i in range(loaded)] if callbacks else None
+    port = _free_port() if callbacks else 0
     with tempfile.TemporaryDirectory(prefix="bench-poll-") as tmp:
         workdir = Path(tmp)
         preload = workdir / "preload.json"
-        preload.write_text(json.dumps([[ids[i], ages[i]] for i in range(tasks)]))
-        fake = FakeEvolinkProcess("--estimated-time", str(ESTIMATED_TIME), "--never-complete",
-                                  "--preload-file", str(preload))
+        preload.write_text(json.dumps([
+            [ids[i], ages[i], float(ESTIMATED_TIME), f"{PUBLIC_CALLBACK}/{i + 1}/{tokens[i]}" if tokens else None]
+            for i in range(loaded)]))
+        options = ["--estimated-time", str(ESTIMATED_TIME), "--preload-file", str(preload)]
+        if not complete:
+            options.append("--never-complete")
+        if callbacks:
+            options += ["--callback-route", f"{PUBLIC_CALLBACK}=http://127.0.0.1:{port}/evolink"]
+        fake = FakeEvolinkProcess(*options)
         discord = FakeDiscord(bot_token=BOT_TOKEN)
         bot: BotProcess | None = None
         await fake.start()
@@ -137,8 +182,9 @@ async def run(tasks: int, window: float, warmup: float) -> None:
         try:
             guild = discord.add_guild("Bench Server")
             channel = discord.add_channel(guild, "video-lab")
+            users = [discord.add_member(guild, f"member{i}") for i in range(500)]
             db = workdir / "bot.db"
-            await write_database(db, _rows(tasks, ages, ids, int(guild), int(channel), rng))
+            await write_database(db, _rows(loaded, ages, ids, int(guild), int(channel), users, rng, tokens))
             env = {
                 "DISCORD_TOKEN": BOT_TOKEN, "EVOLINK_API_KEY": fake.api_key, "EVOLINK_BASE_URL": fake.base_url,
                 "DATABASE_URL": f"sqlite:///{db}", "DISCORD_GUILD_IDS": guild,
@@ -146,6 +192,9 @@ async def run(tasks: int, window: float, warmup: float) -> None:
                 "POLL_MIN_SECONDS": str(POLL_MIN), "POLL_MAX_SECONDS": str(POLL_MAX), "LOG_LEVEL": "INFO",
                 **UNLIMITED_ENV,
             }
+            if callbacks:
+                env.update(CALLBACK_URL=PUBLIC_CALLBACK, CALLBACK_LISTEN=f"127.0.0.1:{port}",
+                           CALLBACK_POLL_SECONDS=str(CALLBACK_POLL))
             bot = BotProcess(env, workdir / "bot.log")
             await bot.start_connected(discord, timeout=60)
             assert bot.proc is not None
@@ -153,12 +202,14 @@ async def run(tasks: int, window: float, warmup: float) -> None:
             rss_start = proc_status_kb(pid, "VmRSS")
             await asyncio.sleep(warmup)
             before, cpu0, t0 = await fake.stats(), proc_cpu_seconds(pid), time.monotonic()
+            running0, posts0 = running(db), len(discord.channel_messages(channel))
             rss_max = 0
             end = t0 + window
             while (left := end - time.monotonic()) > 0:
                 await asyncio.sleep(min(1.0, left))
                 rss_max = max(rss_max, proc_status_kb(pid, "VmRSS"))
             after, cpu1, t1 = await fake.stats(), proc_cpu_seconds(pid), time.monotonic()
+            running1, posts1 = running(db), len(discord.channel_messages(channel))
             rss_end, hwm = proc_status_kb(pid, "VmRSS"), proc_status_kb(pid, "VmHWM")
             late = overdue(db, 10.0)
             elapsed = t1 - t0
@@ -173,8 +224,16 @@ async def run(tasks: int, window: float, warmup: float) -> None:
         errors = [line for line in bot.output().splitlines() if " ERROR " in line or "Traceback" in line]
 
     core_pct = cpu / elapsed * 100
-    print(f"-- {tasks} active tasks, window {elapsed:.1f} s after {warmup:g} s warm-up")
-    figure("tracked tasks", tasks)
+    mode = "callbacks" if callbacks else "polling"
+    print(f"-- {mode}, {'tasks end and are delivered' if complete else 'no task ends'}; "
+          f"window {elapsed:.1f} s after {warmup:g} s warm-up")
+    figure("tasks loaded", loaded)
+    figure("tasks running at the window's start / end", f"{running0} / {running1}")
+    figure("tasks delivered in the window (channel posts)", posts1 - posts0)
+    if callbacks:
+        figure("callbacks sent / answered 2xx in the window",
+               f"{after['callbacks_sent'] - before['callbacks_sent']} / "
+               f"{after['callbacks_delivered'] - before['callbacks_delivered']}")
     figure("bot RSS at start", rss_start / 1024, "MB", 1)
     figure("bot RSS at end", rss_end / 1024, "MB", 1)
     figure("bot RSS peak (VmHWM)", hwm / 1024, "MB", 1)
@@ -182,11 +241,12 @@ async def run(tasks: int, window: float, warmup: float) -> None:
     figure("bot CPU as % of one core", core_pct, "%", 1)
     figure("task queries in the window", queries)
     figure("task queries per second", queries / elapsed, "/s", 1)
-    figure("queries per task in the window", queries / tasks, "", 2)
-    figure("queries per task per 600 s (extrapolated)", queries / tasks / elapsed * ESTIMATED_TIME, "", 1)
+    mean_running = (running0 + running1) / 2
+    figure("queries per running task in the window", queries / mean_running, "", 2)
+    figure("queries per task per 600 s (extrapolated)", queries / mean_running / elapsed * ESTIMATED_TIME, "", 1)
     cpu_per_query = cpu / queries if queries else math.nan
-    figure("bot CPU per task query", cpu_per_query * 1000, "ms", 3)
-    figure("bot CPU per poll cycle (one query of every tracked task)", cpu_per_query * tasks, "s", 2)
+    figure("bot CPU per task query (all the bot's CPU / queries)", cpu_per_query * 1000, "ms", 3)
+    figure("bot CPU per poll cycle (one query of every running task)", cpu_per_query * mean_running, "s", 2)
     figure("tasks more than 10 s overdue at the end", late)
     figure("fake Evolink CPU over the window (not counted)", fake_cpu, "s")
     figure("errors in the bot log", len(errors))
@@ -204,6 +264,8 @@ async def run(tasks: int, window: float, warmup: float) -> None:
     figure("queries for a 600 s task with a fixed 8 s poll", fixed)
     figure("queries for a 600 s task that ends at 450 s (estimate 600)", queries_for_task(450, 600, progress=True))
     figure("queries for a 600 s task that ends at 750 s (estimate 600)", queries_for_task(750, 600, progress=True))
+    figure("queries for a 600 s task with callbacks (safety-net queries, then the one confirming it)",
+           queries_with_callbacks(600))
     goal("queries for a 600 s task", max(with_progress, without_progress), "<=", 15)
 
 
@@ -212,14 +274,18 @@ def main() -> int:
     parser.add_argument("--full", action="store_true", help="10,000 tasks over 120 s (about 2.5 minutes)")
     parser.add_argument("--tasks", type=int, help="override the number of tasks")
     parser.add_argument("--window", type=float, help="override the measurement window (s)")
+    parser.add_argument("--complete", action="store_true", help="tasks end at 600 s and are delivered")
+    parser.add_argument("--callbacks", action="store_true",
+                        help="the bot runs with CALLBACK_URL and the fake calls it (implies --complete)")
     args = parser.parse_args()
     tasks = args.tasks or (10_000 if args.full else 1_000)
     window = args.window or (120.0 if args.full else 10.0)
     warmup = 10.0 if args.full else 2.0
     header("bench_poll_scale: active tasks tracked by one bot process", "full" if args.full else "reduced",
            tasks=tasks, window_s=window, warmup_s=warmup, poll_min=POLL_MIN, poll_max=POLL_MAX,
-           poll_concurrency=16, estimated_time=ESTIMATED_TIME)
-    asyncio.run(run(tasks, window, warmup))
+           poll_concurrency=16, estimated_time=ESTIMATED_TIME, complete=args.complete or args.callbacks,
+           callbacks=args.callbacks)
+    asyncio.run(run(tasks, window, warmup, complete=args.complete or args.callbacks, callbacks=args.callbacks))
     return 0
 
 

@@ -2,6 +2,7 @@
 
 Tests drive task progress explicitly (set_progress/complete/fail/...) and inject faults (rate limits,
 5xx, timeouts, broken bodies); with ``auto_complete_after`` tasks finish on their own for a demo.
+Task callbacks (callback_url) live in sandbox/fake_evolink_callbacks.py.
 """
 
 from __future__ import annotations
@@ -20,6 +21,10 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from aiohttp import web
+
+from sandbox.fake_evolink_callbacks import CallbackMixin, RecordedCallback, callback_url_problem
+
+__all__ = ["FakeEvolink", "FakeTask", "RecordedCallback", "RecordedRequest"]
 
 MODEL = "topaz-video-upscale"
 TASK_PATH = "/v1/tasks/"
@@ -59,6 +64,8 @@ class FakeTask:
     credits_used: float | None = None
     expired: bool = False
     manual: bool = False  # a test set the state: auto-completion leaves it alone
+    callback_url: str | None = None
+    callback_status: str | None = None  # the final status a callback last went out for
 
 
 @dataclass
@@ -82,8 +89,8 @@ class _Fault:
     task_id: str | None
 
 
-class FakeEvolink:
-    """An aiohttp.web server on 127.0.0.1 that answers like Evolink."""
+class FakeEvolink(CallbackMixin):
+    """An aiohttp.web server on 127.0.0.1 that answers like Evolink (and calls tasks' callback_url back)."""
 
     def __init__(
         self,
@@ -95,6 +102,9 @@ class FakeEvolink:
         hang_seconds: float = 5.0,
         fault_rate: float = 0.0,
         fault_seed: int = 0,
+        callback_routes: dict[str, str] | None = None,
+        callback_retry_delays: tuple[float, ...] = (1.0, 2.0, 4.0),
+        callback_timeout: float = 10.0,
     ) -> None:
         self._api_key = api_key
         self.estimated_time = estimated_time
@@ -117,6 +127,7 @@ class FakeEvolink:
         self.random_faults: dict[str, int] = {}
         self._not_before: dict[str, float] = {}
         self.early_retries = 0
+        self._init_callbacks(callback_routes, callback_retry_delays, callback_timeout)
 
     @property
     def api_key(self) -> str:
@@ -140,10 +151,14 @@ class FakeEvolink:
         await site.start()
         port = self._runner.addresses[0][1]
         self.base_url = f"http://127.0.0.1:{port}"
+        await self._sender.start()
+        self._timers.start(asyncio.get_running_loop())
 
     async def close(self) -> None:
         """Stop serving; releases handlers held by a simulated timeout first, so it never hangs."""
         self._closing.set()
+        self._timers.close()
+        await self._sender.close()
         runner, self._runner = self._runner, None
         if runner is not None:
             await runner.cleanup()
@@ -182,7 +197,7 @@ class FakeEvolink:
     def set_progress(self, task_id: str, progress: int) -> None:
         task = self._task(task_id)
         task.status, task.progress = "processing", progress
-        self._notify()
+        self._task_changed(task)
 
     def complete(
         self,
@@ -198,7 +213,7 @@ class FakeEvolink:
         task.status, task.progress, task.result_shape = "completed", 100, shape
         task.results = [url or f"https://cdn.evolink.ai/sample/{task_id}.mp4"]
         task.credits_used = task.credits_reserved if credits_used is None else credits_used
-        self._notify()
+        self._task_changed(task)
 
     def fail(
         self,
@@ -210,21 +225,22 @@ class FakeEvolink:
         task.status = "failed"
         task.error = {"code": code, "message": message, "type": "task_error"}
         self._refund(task)
-        self._notify()
+        self._task_changed(task)
 
     def cancel(self, task_id: str, spelling: str = "cancelled") -> None:
         task = self._task(task_id)
         task.status = spelling
         self._refund(task)
-        self._notify()
+        self._task_changed(task)
 
     def expire(self, task_id: str) -> None:
         self._task(task_id).expired = True
         self._notify()
 
     def set_status(self, task_id: str, status: str) -> None:
-        self._task(task_id).status = status
-        self._notify()
+        task = self._task(task_id)
+        task.status = status
+        self._task_changed(task)
 
     def set_api_key(self, key: str) -> None:
         self._api_key = key
@@ -348,10 +364,11 @@ class FakeEvolink:
         self._notify()
         return response
 
-    def _render(self, task: FakeTask, *, advance: bool = True) -> dict[str, Any]:
-        """The documented task JSON for the task's current state."""
+    def _render(self, task: FakeTask, *, advance: bool = True, faults: bool = True) -> dict[str, Any]:
+        """The documented task JSON for the task's current state (a callback's body: faults=False)."""
         if advance:
             self._auto_advance(task)
+            self._settled(task)
         body: dict[str, Any] = {
             "created": task.created,
             "id": task.id,
@@ -378,7 +395,7 @@ class FakeEvolink:
             body["usage"]["credits_used"] = task.credits_used
         if task.error is not None:
             body["error"] = dict(task.error)
-        if _CURRENT_FAULT.get() == "unknown_status":
+        if faults and _CURRENT_FAULT.get() == "unknown_status":
             body["status"] = "mystery_state"
         return body
 
@@ -411,11 +428,13 @@ class FakeEvolink:
             created=now,
             created_at=time.monotonic(),
             credits_reserved=self.credits_per_task,
+            callback_url=data.get("callback_url"),
         )
         self.tasks[task.id] = task
         self._created += 1
         self.remaining_credits -= task.credits_reserved
         self.used_credits += task.credits_reserved
+        self._on_created(task)
         body = self._render(task, advance=False)
         body["task_info"] = {"can_cancel": True, "estimated_time": self.estimated_time, "video_duration": 0}
         return web.json_response(body)
@@ -456,9 +475,6 @@ def _validate_submit(data: object) -> str | None:
         return "model_params must be an object"
     if "upscale_factor" in params and params["upscale_factor"] not in ("1", "2", "4"):
         return 'model_params.upscale_factor must be one of "1", "2", "4"'
-    callback = data.get("callback_url")
-    if callback is not None and (
-        not isinstance(callback, str) or not callback.startswith("https://") or len(callback) > 2048
-    ):
-        return "callback_url must be an https URL of at most 2048 characters"
+    if "callback_url" in data and data["callback_url"] is not None:
+        return callback_url_problem(data["callback_url"])
     return None
