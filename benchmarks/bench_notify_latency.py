@@ -3,6 +3,7 @@
     python benchmarks/bench_notify_latency.py           # reduced: time scaled down 100x (see below), ~10 s
     python benchmarks/bench_notify_latency.py --full    # real time, default poll settings, ~2.5 minutes
     python benchmarks/bench_notify_latency.py --full --estimated-time 600   # 600 s jobs (~13 minutes)
+    python benchmarks/bench_notify_latency.py --full --callbacks   # with CALLBACK_URL: Evolink calls the bot
 
 The real bot (`python -m bot`, its own process) runs with the default poll settings (POLL_MIN 5, POLL_MAX 60,
 CARD_EDIT 15) against the fake Discord and a fake Evolink (both in this process, on one monotonic clock). Each
@@ -21,6 +22,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import re
+import socket
 import sys
 import tempfile
 import time
@@ -37,11 +39,19 @@ BOT_TOKEN = "bench.notify-latency.bot-token"
 API_KEY = "sk-bench-notify-latency"
 FACTORS = (0.75, 1.25)
 TASK_ID = re.compile(r"`([^`]+)`")
+PUBLIC_CALLBACK = "https://callbacks.example.com/evolink"
 
 
 async def run(*, tasks: int, estimated: float, scale: float, poll_min: float, poll_max: float,
-              card_edit: float) -> None:
-    evolink = BenchEvolink(api_key=API_KEY, estimated_time=estimated, factor_range=FACTORS, seed=11)  # type: ignore[arg-type]
+              card_edit: float, callbacks: bool) -> None:
+    port = 0
+    if callbacks:
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            port = probe.getsockname()[1]
+    routes = {PUBLIC_CALLBACK: f"http://127.0.0.1:{port}/evolink"} if callbacks else None
+    evolink = BenchEvolink(api_key=API_KEY, estimated_time=estimated, factor_range=FACTORS, seed=11,  # type: ignore[arg-type]
+                           callback_routes=routes)
     discord = FakeDiscord(bot_token=BOT_TOKEN)
     bot: BotProcess | None = None
     with tempfile.TemporaryDirectory(prefix="bench-notify-") as tmp:
@@ -59,6 +69,9 @@ async def run(*, tasks: int, estimated: float, scale: float, poll_min: float, po
                 "POLL_MIN_SECONDS": f"{poll_min:g}", "POLL_MAX_SECONDS": f"{poll_max:g}",
                 "CARD_EDIT_SECONDS": f"{card_edit:g}", "LOG_LEVEL": "INFO", **UNLIMITED_ENV,
             }
+            if callbacks:  # the safety net scaled like the other intervals (300 s)
+                env.update(CALLBACK_URL=PUBLIC_CALLBACK, CALLBACK_LISTEN=f"127.0.0.1:{port}",
+                           CALLBACK_POLL_SECONDS=f"{max(poll_min, 300 * scale):g}")
             bot = BotProcess(env, workdir / "bot.log")
             await bot.start_connected(discord, timeout=60)
             began = time.monotonic()
@@ -110,7 +123,8 @@ async def run(*, tasks: int, estimated: float, scale: float, poll_min: float, po
                 figure(f"{name} p{pct} (measured, scaled time)", value, "s", 3)
                 figure(f"{name} p{pct} (x{1 / scale:g}, real-time equivalent)", value / scale, "s", 1)
 
-    print(f"-- {tasks} jobs, estimated_time {estimated:g} s, real durations x{FACTORS[0]}..x{FACTORS[1]}")
+    print(f"-- {tasks} jobs, estimated_time {estimated:g} s, real durations x{FACTORS[0]}..x{FACTORS[1]}, "
+          f"{'callbacks' if callbacks else 'polling'}")
     figure("jobs", tasks)
     figure("jobs created upstream", len(completion))
     figure("jobs posted in the channel", len(channel_lat))
@@ -134,6 +148,7 @@ def main() -> int:
     parser.add_argument("--estimated-time", type=float, help="the fake's estimated_time in real seconds "
                         "(default 100 with --full, 600 scaled down 100x without)")
     parser.add_argument("--tasks", type=int, help="number of jobs (default 50 full, 20 reduced)")
+    parser.add_argument("--callbacks", action="store_true", help="the bot runs with CALLBACK_URL")
     args = parser.parse_args()
     if args.full:
         scale, estimated = 1.0, args.estimated_time or 100.0
@@ -144,9 +159,9 @@ def main() -> int:
     header("bench_notify_latency: job completion upstream -> post in the channel",
            "full (real time)" if args.full else f"reduced (time scaled x{scale:g})", jobs=tasks,
            estimated_time_s=estimated, duration_factors=f"{FACTORS[0]}..{FACTORS[1]}", poll_min_s=poll_min,
-           poll_max_s=poll_max, card_edit_s=card_edit)
+           poll_max_s=poll_max, card_edit_s=card_edit, callbacks=args.callbacks)
     asyncio.run(run(tasks=tasks, estimated=estimated, scale=scale, poll_min=max(0.05, poll_min),
-                    poll_max=max(0.05, poll_max), card_edit=card_edit))
+                    poll_max=max(0.05, poll_max), card_edit=card_edit, callbacks=args.callbacks))
     return 0
 
 

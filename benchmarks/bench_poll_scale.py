@@ -3,11 +3,12 @@
     python benchmarks/bench_poll_scale.py                       # reduced: 1,000 tasks, 10 s window
     python benchmarks/bench_poll_scale.py --full                # 10,000 tasks, 120 s window, polling
     python benchmarks/bench_poll_scale.py --full --complete     # ... and tasks end and are delivered
-    python benchmarks/bench_poll_scale.py --full --callbacks    # ... with Evolink callbacks (CALLBACK_URL)
+    python benchmarks/bench_poll_scale.py --full --callbacks --complete   # ... with Evolink callbacks
 
---complete and --callbacks let tasks end at 600 s, so the bot also confirms, delivers (DM and channel post)
-and, with callbacks, receives one callback per task; enough extra tasks are loaded that at least `--tasks`
-are still running at the end of the window. Without either, no task ever ends (polling alone is measured).
+--complete lets tasks end at 600 s, so the bot also delivers them (DM and channel post) and, with --callbacks
+(the bot runs with CALLBACK_URL), receives one callback per task and confirms it with one query; enough extra
+tasks are loaded that at least `--tasks` are still running at the end of the window. Without --complete no task
+ever ends, so only tracking is measured (with --callbacks: the safety-net queries).
 
 The real bot (`python -m bot`, its own process) runs with the default poll settings (POLL_MIN 5, POLL_MAX 60,
 concurrency 16) against the fake Discord (in this process) and the fake Evolink (a third process, so neither
@@ -276,16 +277,15 @@ def main() -> int:
     parser.add_argument("--window", type=float, help="override the measurement window (s)")
     parser.add_argument("--complete", action="store_true", help="tasks end at 600 s and are delivered")
     parser.add_argument("--callbacks", action="store_true",
-                        help="the bot runs with CALLBACK_URL and the fake calls it (implies --complete)")
+                        help="the bot runs with CALLBACK_URL and the fake calls it when a task ends")
     args = parser.parse_args()
     tasks = args.tasks or (10_000 if args.full else 1_000)
     window = args.window or (120.0 if args.full else 10.0)
     warmup = 10.0 if args.full else 2.0
     header("bench_poll_scale: active tasks tracked by one bot process", "full" if args.full else "reduced",
            tasks=tasks, window_s=window, warmup_s=warmup, poll_min=POLL_MIN, poll_max=POLL_MAX,
-           poll_concurrency=16, estimated_time=ESTIMATED_TIME, complete=args.complete or args.callbacks,
-           callbacks=args.callbacks)
-    asyncio.run(run(tasks, window, warmup, complete=args.complete or args.callbacks, callbacks=args.callbacks))
+           poll_concurrency=16, estimated_time=ESTIMATED_TIME, complete=args.complete, callbacks=args.callbacks)
+    asyncio.run(run(tasks, window, warmup, complete=args.complete, callbacks=args.callbacks))
     return 0
 
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hmac
 import logging
 import secrets
 import time
@@ -13,7 +12,7 @@ from bot.lifecycle import next_status, poll_delay
 from bot.messages import submission_error
 from bot.quota import QuotaService
 from bot.validation import VideoSource
-from storage import ACTIVE_STATUSES, NewTask, Storage, TaskRecord
+from storage import NewTask, Storage, TaskRecord
 
 log = logging.getLogger(__name__)
 
@@ -141,20 +140,10 @@ class TaskService:
     async def hint(self, task_id: int, token: str) -> bool | None:
         """A callback named this task: query it now. The callback's body is never trusted (it is unsigned):
         the poller's own query decides. None if the task or token is unknown; else whether it was made due."""
-        task = await self.storage.get_task(task_id)
-        if task is None or not task.callback_token or not hmac.compare_digest(task.callback_token, token):
-            return None
-        if task.status not in ACTIVE_STATUSES or task.next_poll_at is None:
-            return False  # ended already
-        now = self.clock()
-        if task.next_poll_at > now:
-            # Conditional on the schedule we read: a query in flight that started before the task ended
-            # must not push it back (apply_snapshot expects the same next_poll_at).
-            if await self.storage.update_task(task.id, {"next_poll_at": now},
-                                              {"status": task.status, "next_poll_at": task.next_poll_at}) is None:
-                return False
-        self._on_change()
-        return True
+        made_due = await self.storage.make_due(task_id, token, self.clock())
+        if made_due:
+            self._on_change()
+        return made_due
 
     async def _fail_submission(self, task: TaskRecord, error: EvolinkError) -> None:
         note = " (the provider may have created it: the POST is never retried)" \

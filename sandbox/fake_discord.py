@@ -60,6 +60,9 @@ from sandbox.fake_discord_rest import RestApi
 __all__ = ["FakeDiscord", "FakeInteraction", "RecordedRequest"]
 
 
+GUILD_MESSAGES, DIRECT_MESSAGES = 1 << 9, 1 << 12  # gateway intent bits
+
+
 class FakeDiscord:
     """In-memory Discord served on 127.0.0.1: world building, driving the bot, observing what it did."""
 
@@ -474,6 +477,10 @@ class FakeDiscord:
 
     def _emit_message(self, event: str, message: dict[str, Any]) -> None:
         channel = self._channels[message["channel_id"]]
+        # Like Discord: message events only for the intents the client identified with.
+        needed = GUILD_MESSAGES if channel.guild_id is not None else DIRECT_MESSAGES
+        if self._current is None or not self._current.intents & needed:
+            return
         if event == "MESSAGE_DELETE":
             data: dict[str, Any] = {"id": message["id"], "channel_id": channel.id}
         else:

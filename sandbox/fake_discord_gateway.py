@@ -34,6 +34,7 @@ class GatewaySession:
         self.session_id = secrets.token_hex(16)
         self.identified = False
         self.ready = False
+        self.intents = 0
         self._queue: asyncio.Queue[tuple[str, Callable[[], None] | None]] = asyncio.Queue()
 
     def send(self, op: int, d: Any = None, t: str | None = None, *,
@@ -100,6 +101,8 @@ async def _on_frame(fake: FakeDiscord, session: GatewaySession, frame: dict[str,
             return False
         fake.identify_count += 1
         session.identified = True
+        intents = (frame.get("d") or {}).get("intents", 0)
+        session.intents = intents if isinstance(intents, int) else 0
         fake._current = session
         _send_ready(fake, session)
     elif op == RESUME:

@@ -120,6 +120,12 @@ class Storage(Protocol):
 
     async def next_due_at(self, exclude: Sequence[int] = ()) -> float | None: ...
 
+    async def make_due(self, task_id: int, callback_token: str, now: float) -> bool | None:
+        """Set a running task's next query to `now` if `callback_token` is its token. Always a new value, so a
+        query already in flight (whose update expects the old one) cannot push the task back.
+        Returns True if made due, False if the task has ended, None if no task has this id and token."""
+        ...
+
     async def poll_ending_within(self, now: float, spread: float) -> int:
         """Running tasks expected to have ended by `now + spread`: query each at a random moment in that time
         (sooner only, never later). Returns how many were running and expected to have ended."""

@@ -113,6 +113,16 @@ class SQLiteStorage(SQLiteQuotas):
             f"SELECT MIN(next_poll_at) FROM tasks WHERE next_poll_at IS NOT NULL {skip}", tuple(exclude))
         return rows[0][0] if rows else None
 
+    async def make_due(self, task_id: int, callback_token: str, now: float) -> bool | None:
+        params = {"id": task_id, "token": callback_token, "now": now}
+        if await self._db.execute_fetchall(
+                "UPDATE tasks SET next_poll_at = :now WHERE id = :id AND callback_token = :token "
+                "AND status IN ('pending', 'processing') AND next_poll_at IS NOT NULL RETURNING id", params):
+            return True
+        known = await self._db.execute_fetchall(
+            "SELECT 1 FROM tasks WHERE id = :id AND callback_token = :token", params)
+        return False if known else None
+
     async def poll_ending_within(self, now: float, spread: float) -> int:
         rows = await self._db.execute_fetchall(
             "UPDATE tasks SET next_poll_at = MIN(next_poll_at, :now + (ABS(RANDOM()) % 1000000) * :spread / 1e6) "

@@ -35,7 +35,7 @@ EXPECTED: dict[str, tuple[str, ...]] = {
         "goal: bot CPU < 10",
         "goal: queries for a 600 s task <= 15",
     ),
-    "bench_poll_scale.py --callbacks": (
+    "bench_poll_scale.py --callbacks --complete": (
         "-- callbacks, tasks end and are delivered",
         "figure: tasks running at the window's start / end = ",
         "figure: callbacks sent / answered 2xx in the window = ",

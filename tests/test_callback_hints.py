@@ -112,7 +112,10 @@ async def test_a_query_in_flight_when_the_hint_lands_does_not_push_the_task_back
     """The poller read the row and queried (still running); the task ends and its callback makes it due;
     then the stale answer is applied. The task must stay due, or the result waits for the safety net."""
     service = parts.service()
-    task = await _submit(service)
+    submitted = await _submit(service)
+    # The poller took it because it was due (its safety-net query), so its next_poll_at is in the past.
+    task = await parts.storage.update_task(submitted.id, {"next_poll_at": time.time() - 1})
+    assert task is not None
     stale = await parts.client.get_task(task.upstream_id)  # type: ignore[arg-type]
     assert await service.hint(task.id, task.callback_token) is True  # type: ignore[arg-type]
     assert await service.apply_snapshot(task, stale) is None

@@ -244,6 +244,30 @@ async def test_abrupt_disconnect_is_tolerated(fake: FakeDiscord, world: World) -
         await fake.slash("echo", user_id=world.alice, channel_id=world.channel_id, guild_id=world.guild_id)
 
 
+async def test_message_events_follow_the_identified_intents(fake: FakeDiscord, world: World) -> None:
+    """Like Discord: no MESSAGE_CREATE for guild messages without GUILD_MESSAGES; DMs need DIRECT_MESSAGES."""
+    auth = {"Authorization": f"Bot {fake.bot_token}"}
+    async with aiohttp.ClientSession() as http:
+        ws = await http.ws_connect(fake.gateway_url)
+        await ws.receive_json(timeout=5)
+        await ws.send_json({"op": 2, "d": {"token": fake.bot_token, "intents": 1 << 12, "properties": {}}})
+        await fake.wait_ready()
+        assert (await ws.receive_json(timeout=5))["t"] == "READY"
+        assert (await ws.receive_json(timeout=5))["t"] == "GUILD_CREATE"
+        async with http.post(f"{fake.api_base}/channels/{world.channel_id}/messages", json={"content": "guild"},
+                             headers=auth) as resp:
+            assert resp.status == 200
+        async with http.post(f"{fake.api_base}/users/@me/channels", json={"recipient_id": world.alice},
+                             headers=auth) as resp:
+            dm_channel = (await resp.json())["id"]
+        async with http.post(f"{fake.api_base}/channels/{dm_channel}/messages", json={"content": "direct"},
+                             headers=auth) as resp:
+            assert resp.status == 200
+        event = await ws.receive_json(timeout=5)
+        assert (event["t"], event["d"]["content"]) == ("MESSAGE_CREATE", "direct"), "the guild message sent none"
+        await ws.close()
+
+
 async def test_restarted_bot_identifies_again(fake: FakeDiscord, world: World, bot: FakeTestBot) -> None:
     second, task = await start_bot(fake, world.guild_id)
     try:
