@@ -8,6 +8,7 @@ import logging
 from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 
+import aiohttp
 import pytest
 
 from bot.client import UpscaleBot, point_discord_at
@@ -41,6 +42,13 @@ def secrets_never_logged() -> Iterator[None]:
     root.removeHandler(watch)
     root.setLevel(previous)
     assert not watch.leaks, f"secrets reached the log: {watch.leaks[:3]}"
+
+
+@pytest.fixture
+async def session() -> AsyncIterator[aiohttp.ClientSession]:
+    """One aiohttp client session for a test that makes its own requests."""
+    async with aiohttp.ClientSession() as http:
+        yield http
 
 
 @pytest.fixture

@@ -25,12 +25,6 @@ async def fake() -> AsyncIterator[FakeEvolink]:
     await server.close()
 
 
-@pytest.fixture
-async def session() -> AsyncIterator[aiohttp.ClientSession]:
-    async with aiohttp.ClientSession() as http:
-        yield http
-
-
 def make_client(session: aiohttp.ClientSession, base_url: str, **overrides: float) -> EvolinkClient:
     options: dict[str, float] = {"request_timeout": 0.3, "backoff_base": 0.01, "max_retry_wait": 1.0}
     options.update(overrides)

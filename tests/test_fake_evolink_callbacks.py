@@ -70,12 +70,6 @@ async def fake(receiver: Receiver) -> AsyncIterator[FakeEvolink]:
     await server.close()
 
 
-@pytest.fixture
-async def session() -> AsyncIterator[aiohttp.ClientSession]:
-    async with aiohttp.ClientSession() as http:
-        yield http
-
-
 async def submit(fake: FakeEvolink, session: aiohttp.ClientSession,
                  callback_url: str | None = PUBLIC + "/7/tok") -> tuple[int, dict[str, Any]]:
     body: dict[str, Any] = {"model": MODEL, "video_urls": [VIDEO]}
