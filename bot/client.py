@@ -76,7 +76,8 @@ class UpscaleBot(commands.Bot):
         self.notifier = Notifier(self.storage, self.messenger, card_edit_seconds=settings.card_edit_seconds,
                                  retry_min=settings.poll_min_seconds, retry_max=settings.poll_max_seconds)
         self.poller = TaskPoller(self.storage, self.tasks, self.notifier, self.evolink,
-                                 concurrency=settings.poll_concurrency, idle_wait=settings.poll_max_seconds)
+                                 concurrency=settings.poll_concurrency, idle_wait=settings.poll_max_seconds,
+                                 slack=min(1.0, settings.poll_min_seconds / 5))
         for name in EXTENSIONS:
             await self.load_extension(name)
         await self.sync_app_commands()

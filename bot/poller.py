@@ -23,13 +23,17 @@ log = logging.getLogger(__name__)
 
 class TaskPoller:
     def __init__(self, storage: Storage, service: TaskService, notifier: Notifier, evolink: EvolinkClient, *,
-                 concurrency: int, idle_wait: float, clock: Callable[[], float] = time.time) -> None:
+                 concurrency: int, idle_wait: float, slack: float = 0.0,
+                 clock: Callable[[], float] = time.time) -> None:
         self.storage = storage
         self.service = service
         self.notifier = notifier
         self.evolink = evolink
         self.concurrency = concurrency
         self.idle_wait = idle_wait
+        # Sleep this much past the next due moment, so tasks falling due close together are taken in one scan
+        # (late, never early: a Retry-After is never undercut). Wakes from new work are not delayed.
+        self.slack = slack
         self.clock = clock
         self._wake = asyncio.Event()
         self._in_flight: dict[int, asyncio.Task[None]] = {}
@@ -96,7 +100,7 @@ class TaskPoller:
             return self.idle_wait  # nothing scheduled: a new task or a finishing one wakes us
         if next_at <= now:
             return 0.05  # due work found no free slot this time (or is being picked up): look again soon
-        return min(next_at - now, self.idle_wait)
+        return min(next_at - now + self.slack, self.idle_wait)
 
     async def _guarded(self, record: TaskRecord) -> None:
         try:

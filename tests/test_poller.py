@@ -110,7 +110,7 @@ async def test_an_unexpected_error_in_the_post_fails_the_row_and_releases_its_qu
     storage, _, _ = parts
 
     class BrokenClient:
-        async def submit(self, video_url: str, scale: int) -> None:
+        async def submit(self, video_url: str, scale: int, callback_url: str | None = None) -> None:
             raise RuntimeError("bug")
 
     service = TaskService(storage, BrokenClient(), QuotaService(storage, dict.fromkeys(LIMIT_NAMES)),  # type: ignore[arg-type]
@@ -119,3 +119,34 @@ async def test_an_unexpected_error_in_the_post_fails_the_row_and_releases_its_qu
         await _submit(service, 1)
     [task] = await storage.user_tasks(3, 5)
     assert (task.status, task.quota_state, task.next_poll_at) == ("failed", "released", None)
+
+
+async def test_tasks_falling_due_close_together_are_taken_in_one_scan_and_never_early(parts: tuple) -> None:
+    storage, fake, client = parts
+    service = TaskService(storage, client, QuotaService(storage, dict.fromkeys(LIMIT_NAMES)), poll_min=0.05,
+                          poll_max=0.2)
+    tasks = await _submit(service, 3)
+    start = time.time()
+    due_at = {task.id: start + 0.3 + 0.05 * i for i, task in enumerate(tasks)}
+    for task in tasks:
+        await storage.update_task(task.id, {"next_poll_at": due_at[task.id]})
+        fake.complete(task.upstream_id, "https://cdn.evolink.ai/r.mp4")
+    taken: list[tuple[float, list[int]]] = []
+    scan = storage.due_tasks
+
+    async def recording_scan(now: float, limit: int, exclude: tuple[int, ...] = ()) -> list[TaskRecord]:
+        found = await scan(now, limit, exclude)
+        if found:
+            taken.append((time.time(), [t.id for t in found]))
+        return found
+
+    storage.due_tasks = recording_scan  # type: ignore[method-assign]
+    notifier = RecordingNotifier(storage, explode_on=set())
+    poller = TaskPoller(storage, service, notifier, client, concurrency=8, idle_wait=5.0, slack=0.5)  # type: ignore[arg-type]
+    poller.start()
+    try:
+        await _wait_delivered(notifier, 3)
+    finally:
+        await poller.stop()
+    assert [sorted(ids) for _, ids in taken] == [sorted(due_at)], "one scan took all three"
+    assert taken[0][0] >= max(due_at.values()), "none was queried before it was due"
