@@ -11,10 +11,14 @@ from typing import Any
 
 import aiosqlite
 
-from storage import TASK_COLUMNS, TaskRecord
+from storage import ACTIVE_STATUSES, TASK_COLUMNS, TaskRecord
 from storage.sqlite_quotas import SQLiteQuotas
 
 log = logging.getLogger(__name__)
+
+# A task running upstream with a query scheduled (the rows a callback or a restart may make due sooner).
+_SCHEDULED_RUNNING = "status IN ({}) AND next_poll_at IS NOT NULL".format(
+    ", ".join(f"'{status}'" for status in ACTIVE_STATUSES))
 
 _MIGRATION_NAME = re.compile(r"^(\d{4})_[a-z0-9_]+\.sql$")
 
@@ -117,7 +121,7 @@ class SQLiteStorage(SQLiteQuotas):
         params = {"id": task_id, "token": callback_token, "now": now}
         if await self._db.execute_fetchall(
                 "UPDATE tasks SET next_poll_at = :now WHERE id = :id AND callback_token = :token "
-                "AND status IN ('pending', 'processing') AND next_poll_at IS NOT NULL RETURNING id", params):
+                f"AND {_SCHEDULED_RUNNING} RETURNING id", params):
             return True
         known = await self._db.execute_fetchall(
             "SELECT 1 FROM tasks WHERE id = :id AND callback_token = :token", params)
@@ -126,7 +130,7 @@ class SQLiteStorage(SQLiteQuotas):
     async def poll_ending_within(self, now: float, spread: float) -> int:
         rows = await self._db.execute_fetchall(
             "UPDATE tasks SET next_poll_at = MIN(next_poll_at, :now + (ABS(RANDOM()) % 1000000) * :spread / 1e6) "
-            "WHERE status IN ('pending', 'processing') AND next_poll_at IS NOT NULL "
+            f"WHERE {_SCHEDULED_RUNNING} "
             "AND COALESCE(submitted_at, created_at) + COALESCE(estimated_time, 0) <= :now + :spread RETURNING id",
             {"now": now, "spread": spread})
         return len(rows)
