@@ -13,6 +13,7 @@ import math
 import os
 import platform
 import random
+import socket
 import sys
 import time
 from collections.abc import Iterable
@@ -23,11 +24,30 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
+from sandbox.fake_discord import FakeDiscord  # noqa: E402
 from sandbox.fake_evolink import FakeEvolink, FakeTask  # noqa: E402
 
 UNLIMITED_ENV = {f"DEFAULT_{name.upper()}": "" for name in
                  ("user_daily_jobs", "user_concurrent_jobs", "user_monthly_credits",
                   "server_daily_jobs", "server_monthly_credits")}
+
+
+def bot_env(discord: FakeDiscord, guild: str, *, api_key: str, evolink_base_url: str, database: Path,
+            **settings: str) -> dict[str, str]:
+    """The environment of a bot process run against the two fakes, with no quota limits, plus `settings`."""
+    return {
+        "DISCORD_TOKEN": discord.bot_token, "EVOLINK_API_KEY": api_key, "EVOLINK_BASE_URL": evolink_base_url,
+        "DATABASE_URL": f"sqlite:///{database}", "DISCORD_GUILD_IDS": guild,
+        "DISCORD_API_BASE_URL": discord.api_base, "DISCORD_GATEWAY_URL": discord.gateway_url,
+        "LOG_LEVEL": "INFO", **UNLIMITED_ENV, **settings,
+    }
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on now (for the bot's callback listener)."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
 
 
 # --- the machine ---------------------------------------------------------------------------------------

@@ -24,7 +24,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _bench import UNLIMITED_ENV, FakeEvolinkProcess, figure, goal, header, note, percentile
+from _bench import FakeEvolinkProcess, bot_env, figure, goal, header, note, percentile
 
 from sandbox.fake_discord import FakeDiscord, FakeInteraction
 from sandbox.process import BotProcess
@@ -45,12 +45,8 @@ async def run(*, members: int, waves: int, gap: float, stall: float) -> None:
             guild = discord.add_guild("Bench Server")
             channel = discord.add_channel(guild, "video-lab")
             people = [discord.add_member(guild, f"member{i}") for i in range(members)]
-            env = {
-                "DISCORD_TOKEN": BOT_TOKEN, "EVOLINK_API_KEY": fake.api_key, "EVOLINK_BASE_URL": fake.base_url,
-                "DATABASE_URL": f"sqlite:///{workdir / 'bot.db'}", "DISCORD_GUILD_IDS": guild,
-                "DISCORD_API_BASE_URL": discord.api_base, "DISCORD_GATEWAY_URL": discord.gateway_url,
-                "LOG_LEVEL": "INFO", **UNLIMITED_ENV,
-            }
+            env = bot_env(discord, guild, api_key=fake.api_key, evolink_base_url=fake.base_url,
+                          database=workdir / "bot.db")
             bot = BotProcess(env, workdir / "bot.log")
             await bot.start_connected(discord, timeout=60)
             began = time.monotonic()

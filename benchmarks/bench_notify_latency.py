@@ -22,7 +22,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import re
-import socket
 import sys
 import tempfile
 import time
@@ -30,7 +29,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _bench import UNLIMITED_ENV, BenchEvolink, figure, header, note, percentile
+from _bench import BenchEvolink, bot_env, figure, free_port, header, note, percentile
 
 from sandbox.fake_discord import FakeDiscord
 from sandbox.process import BotProcess
@@ -44,11 +43,7 @@ PUBLIC_CALLBACK = "https://callbacks.example.com/evolink"
 
 async def run(*, tasks: int, estimated: float, scale: float, poll_min: float, poll_max: float,
               card_edit: float, callbacks: bool) -> None:
-    port = 0
-    if callbacks:
-        with socket.socket() as probe:
-            probe.bind(("127.0.0.1", 0))
-            port = probe.getsockname()[1]
+    port = free_port() if callbacks else 0
     routes = {PUBLIC_CALLBACK: f"http://127.0.0.1:{port}/evolink"} if callbacks else None
     evolink = BenchEvolink(api_key=API_KEY, estimated_time=estimated, factor_range=FACTORS, seed=11,  # type: ignore[arg-type]
                            callback_routes=routes)
@@ -62,13 +57,9 @@ async def run(*, tasks: int, estimated: float, scale: float, poll_min: float, po
             guild = discord.add_guild("Bench Server")
             channel = discord.add_channel(guild, "video-lab")
             people = [discord.add_member(guild, f"member{i}") for i in range(tasks)]
-            env = {
-                "DISCORD_TOKEN": BOT_TOKEN, "EVOLINK_API_KEY": API_KEY, "EVOLINK_BASE_URL": evolink.base_url,
-                "DATABASE_URL": f"sqlite:///{workdir / 'bot.db'}", "DISCORD_GUILD_IDS": guild,
-                "DISCORD_API_BASE_URL": discord.api_base, "DISCORD_GATEWAY_URL": discord.gateway_url,
-                "POLL_MIN_SECONDS": f"{poll_min:g}", "POLL_MAX_SECONDS": f"{poll_max:g}",
-                "CARD_EDIT_SECONDS": f"{card_edit:g}", "LOG_LEVEL": "INFO", **UNLIMITED_ENV,
-            }
+            env = bot_env(discord, guild, api_key=API_KEY, evolink_base_url=evolink.base_url,
+                          database=workdir / "bot.db", POLL_MIN_SECONDS=f"{poll_min:g}",
+                          POLL_MAX_SECONDS=f"{poll_max:g}", CARD_EDIT_SECONDS=f"{card_edit:g}")
             if callbacks:  # the safety net scaled like the other intervals (300 s)
                 env.update(CALLBACK_URL=PUBLIC_CALLBACK, CALLBACK_LISTEN=f"127.0.0.1:{port}",
                            CALLBACK_POLL_SECONDS=f"{max(poll_min, 300 * scale):g}")

@@ -40,12 +40,11 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-import socket
-
 from _bench import (
-    UNLIMITED_ENV,
     FakeEvolinkProcess,
+    bot_env,
     figure,
+    free_port,
     goal,
     header,
     note,
@@ -147,12 +146,6 @@ def overdue(path: Path, late_by: float) -> int:
     return int(count)
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
 async def run(tasks: int, window: float, warmup: float, *, complete: bool, callbacks: bool) -> None:
     rng = random.Random(7)
     # Ages spread over the whole 600 s job. Without --complete, a task that passes 600 s keeps running upstream
@@ -163,7 +156,7 @@ async def run(tasks: int, window: float, warmup: float, *, complete: bool, callb
     ages = [rng.uniform(0, ESTIMATED_TIME) for _ in range(loaded)]
     ids = [f"task-unified-bench-{i:06d}" for i in range(loaded)]
     tokens = [f"bench{i:06d}{rng.getrandbits(64):016x}" for i in range(loaded)] if callbacks else None
-    port = _free_port() if callbacks else 0
+    port = free_port() if callbacks else 0
     with tempfile.TemporaryDirectory(prefix="bench-poll-") as tmp:
         workdir = Path(tmp)
         preload = workdir / "preload.json"
@@ -186,13 +179,8 @@ async def run(tasks: int, window: float, warmup: float, *, complete: bool, callb
             users = [discord.add_member(guild, f"member{i}") for i in range(500)]
             db = workdir / "bot.db"
             await write_database(db, _rows(loaded, ages, ids, int(guild), int(channel), users, rng, tokens))
-            env = {
-                "DISCORD_TOKEN": BOT_TOKEN, "EVOLINK_API_KEY": fake.api_key, "EVOLINK_BASE_URL": fake.base_url,
-                "DATABASE_URL": f"sqlite:///{db}", "DISCORD_GUILD_IDS": guild,
-                "DISCORD_API_BASE_URL": discord.api_base, "DISCORD_GATEWAY_URL": discord.gateway_url,
-                "POLL_MIN_SECONDS": str(POLL_MIN), "POLL_MAX_SECONDS": str(POLL_MAX), "LOG_LEVEL": "INFO",
-                **UNLIMITED_ENV,
-            }
+            env = bot_env(discord, guild, api_key=fake.api_key, evolink_base_url=fake.base_url, database=db,
+                          POLL_MIN_SECONDS=str(POLL_MIN), POLL_MAX_SECONDS=str(POLL_MAX))
             if callbacks:
                 env.update(CALLBACK_URL=PUBLIC_CALLBACK, CALLBACK_LISTEN=f"127.0.0.1:{port}",
                            CALLBACK_POLL_SECONDS=str(CALLBACK_POLL))
