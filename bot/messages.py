@@ -6,11 +6,13 @@ Kept in one place so the wording is consistent and the services stay free of pre
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass
 
 import discord
 
 from bot.evolink import ErrorKind, EvolinkError
-from storage import TaskRecord
+from bot.text import CONTENT_MAX, EMBED_DESCRIPTION_MAX, clip, fit_embed, fit_lines
+from storage import ACTIVE_STATUSES, TaskRecord
 
 RESULT_LIFETIME_SECONDS = 24 * 3600
 
@@ -70,8 +72,37 @@ def failure_reason(task: TaskRecord) -> str:
     if task.error_code in _TASK_ERRORS:
         return _TASK_ERRORS[task.error_code]
     if task.error_message:
-        return f"the provider reported: {task.error_message[:200]}"
+        return f"the provider reported: {clip(task.error_message, 200)}"
     return "the provider reported an error without details."
+
+
+# A link up to this long reaches the member whole and clickable (in the message text when the whole message
+# fits Discord's 2,000 characters, else in an embed). A longer one cannot be shown on Discord at all.
+RESULT_LINK_MAX = CONTENT_MAX
+
+
+@dataclass(frozen=True, slots=True)
+class Outgoing:
+    """One message to send: its text, and an embed when the result link does not fit in the text."""
+
+    content: str
+    embed: discord.Embed | None = None
+
+
+def link_too_long(task: TaskRecord) -> bool:
+    return task.status == "completed" and len(task.result_url or "") > RESULT_LINK_MAX
+
+
+def _link(url: str, label: str) -> str:
+    """A masked link where markdown can carry it safely, else the bare URL (Discord makes it clickable)."""
+    if any(ch in url for ch in "()[]<> ") or len(url) > 1000:
+        return url
+    return f"[{label}]({url})"
+
+
+def _too_long_note(task: TaskRecord) -> str:
+    return (f"the provider's download link is {len(task.result_url or ''):,} characters long, more than Discord "
+            f"can show. Ask the bot's operator for the result of task #{task.id}")
 
 
 def task_card(task: TaskRecord) -> discord.Embed:
@@ -84,7 +115,7 @@ def task_card(task: TaskRecord) -> discord.Embed:
     embed.add_field(name="Scale", value=f"{task.scale}×", inline=True)
     if task.credits_reserved is not None:
         embed.add_field(name="Credits reserved", value=f"{task.credits_reserved:g}", inline=True)
-    if task.status in ("pending", "processing"):
+    if task.status in ACTIVE_STATUSES:
         embed.add_field(name="Progress", value=progress_bar(task.progress), inline=False)
         if task.estimated_time and task.submitted_at:
             eta = int(task.submitted_at + task.estimated_time)
@@ -93,13 +124,16 @@ def task_card(task: TaskRecord) -> discord.Embed:
                 value=f"about {_duration(task.estimated_time)} (done <t:{eta}:R>)",
                 inline=False,
             )
+    elif link_too_long(task):
+        embed.description = f"**Result:** {_too_long_note(task)}."
     elif task.status == "completed" and task.result_url:
-        embed.add_field(name="Result", value=f"[Download]({task.result_url}) · {expiry_note(task)}", inline=False)
+        # In the description (4,096 characters), not a field (1,024): a long link must stay whole.
+        embed.description = f"**Result:** {_link(task.result_url, 'Download')}\n{expiry_note(task)}"
     elif task.final:
         embed.add_field(name="Why", value=failure_reason(task), inline=False)
-    embed.add_field(name="Source", value=_clip(task.source_label, 200), inline=False)
+    embed.add_field(name="Source", value=clip(task.source_label, 200), inline=False)
     embed.set_footer(text=f"Task {task.display_id}")
-    return embed
+    return fit_embed(embed)
 
 
 def expiry_note(task: TaskRecord) -> str:
@@ -107,24 +141,49 @@ def expiry_note(task: TaskRecord) -> str:
     return f"the link expires <t:{finished + RESULT_LIFETIME_SECONDS}:R> (24 hours after completion)"
 
 
-def outcome_text(task: TaskRecord, *, mention: bool, dm_refused: bool = False) -> str:
-    """The result or failure message, for the channel (mention=True) or the DM."""
+def outcome_message(task: TaskRecord, *, mention: bool, dm_refused: bool = False) -> Outgoing:
+    """The result or failure message, for the channel (mention=True) or the DM.
+
+    The result link goes in the text (Discord previews it) when the whole message fits 2,000 characters,
+    else in an embed's description; a link longer than RESULT_LINK_MAX is explained instead of sent.
+    """
     who = f"<@{task.user_id}> " if mention else ""
+    what = f"your upscale `{task.display_id}` ({task.scale}×, {clip(task.source_label, 80)})"
+    refused = ["I couldn't DM you; enable DMs from server members to get them."] if dm_refused else []
+    if link_too_long(task):
+        lines = [f"{who}{what} is ready, but {_too_long_note(task)}.", f"Download it soon: {expiry_note(task)}."]
+        return Outgoing(_fit_content("\n".join(lines + refused)))
     if task.status == "completed" and task.result_url:
-        lines = [
-            f"{who}your upscale `{task.display_id}` ({task.scale}×, {_clip(task.source_label, 80)}) is ready:",
-            task.result_url,
-            f"Download it soon: {expiry_note(task)}.",
-        ]
-    else:
-        verb = {"cancelled": "was cancelled", "expired": "expired"}.get(task.status, "failed")
-        lines = [
-            f"{who}your upscale `{task.display_id}` ({_clip(task.source_label, 80)}) {verb}: {failure_reason(task)}",
-            "Failed jobs are not charged.",
-        ]
-    if dm_refused:
-        lines.append("I couldn't DM you; enable DMs from server members to get them.")
-    return "\n".join(lines)
+        url = task.result_url
+        lines = [f"{who}{what} is ready:", url, f"Download it soon: {expiry_note(task)}."]
+        content = "\n".join(lines + refused)
+        if len(content) <= CONTENT_MAX:
+            return Outgoing(content)
+        embed = discord.Embed(title="Your upscaled video", description=f"{url}\n{expiry_note(task)}",
+                              colour=discord.Colour.green())
+        lines = [f"{who}{what} is ready: the link is below.", "Download it soon: it expires 24 hours after completion."]
+        return Outgoing(_fit_content("\n".join(lines + refused)), fit_embed(embed))
+    verb = {"cancelled": "was cancelled", "expired": "expired"}.get(task.status, "failed")
+    lines = [f"{who}{what} {verb}: {failure_reason(task)}", "Failed jobs are not charged."]
+    return Outgoing(_fit_content("\n".join(lines + refused)))
+
+
+def minimal_outcome(task: TaskRecord, *, mention: bool) -> Outgoing:
+    """The fallback when Discord refused the full message (400): our own words and the link only."""
+    who = f"<@{task.user_id}> " if mention else ""
+    if task.status == "completed" and task.result_url and not link_too_long(task):
+        text = f"{who}your upscale #{task.id} is ready:\n{task.result_url}"
+        if len(text) <= CONTENT_MAX:
+            return Outgoing(text)
+        return Outgoing(f"{who}your upscale #{task.id} is ready; /task id:#{task.id} shows the link.")
+    if task.status == "completed":
+        return Outgoing(f"{who}your upscale #{task.id} is ready; ask the bot's operator for its link.")
+    verb = {"cancelled": "was cancelled", "expired": "expired"}.get(task.status, "failed")
+    return Outgoing(f"{who}your upscale #{task.id} {verb}; /task id:#{task.id} shows why.")
+
+
+def _fit_content(text: str) -> str:
+    return clip(text, CONTENT_MAX)
 
 
 def submission_error(error: EvolinkError) -> str:
@@ -132,7 +191,7 @@ def submission_error(error: EvolinkError) -> str:
     match error.kind:
         case ErrorKind.BAD_REQUEST:
             return ("The upscale service refused this video"
-                    f"{': ' + _clip(error.message, 150) if error.message else ''}. "
+                    f"{': ' + clip(error.message, 150) if error.message else ''}. "
                     "Check that it is a public .mp4 link and try again.")
         case ErrorKind.AUTH | ErrorKind.FORBIDDEN:
             return ("The bot is misconfigured: the upscale service refused its API key. This is not your "
@@ -154,16 +213,30 @@ def submission_error(error: EvolinkError) -> str:
                     "the operator can see the details in the bot's log.")
 
 
-def task_line(task: TaskRecord) -> str:
-    """One line of /tasks."""
+def task_line(task: TaskRecord, *, with_link: bool = True) -> str:
+    """One line of /tasks; without the link when the list has no room left for it."""
     parts = [f"`{task.display_id}`", status_label(task.status)]
-    if task.status in ("pending", "processing"):
+    if task.status in ACTIVE_STATUSES:
         parts.append(f"{task.progress}%")
     parts.append(f"{task.scale}×")
     parts.append(f"started <t:{int(task.created_at)}:R>")
     if task.status == "completed" and task.result_url:
-        parts.append(f"[result]({task.result_url})")
+        parts.append(_link(task.result_url, "result") if with_link and not link_too_long(task)
+                     else f"result: /task id:#{task.id}")
     return " · ".join(parts)
+
+
+def task_list(tasks: list[TaskRecord]) -> str:
+    """/tasks' description: every line with its result link while they fit 4,096 characters."""
+    lines: list[str] = []
+    for index, task in enumerate(tasks):
+        room = EMBED_DESCRIPTION_MAX - len("\n".join(lines)) - 1
+        rest = sum(len(task_line(t, with_link=False)) + 1 for t in tasks[index + 1:])
+        line = task_line(task)
+        if len(line) > room - rest:
+            line = task_line(task, with_link=False)
+        lines.append(line)
+    return fit_lines(lines)
 
 
 def _duration(seconds: float) -> str:
@@ -175,5 +248,3 @@ def _duration(seconds: float) -> str:
     return f"{seconds / 3600:.1f} h"
 
 
-def _clip(text: str, limit: int) -> str:
-    return text if len(text) <= limit else text[: limit - 1] + "…"

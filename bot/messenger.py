@@ -25,16 +25,18 @@ INVALID_WEBHOOK_TOKEN = 50027
 class DeliveryError(Exception):
     """kind: 'dm_closed', 'gone' (will never work: unknown channel/message, no access) or 'retry'."""
 
-    def __init__(self, kind: str, detail: str, code: int = 0) -> None:
+    def __init__(self, kind: str, detail: str, code: int = 0, status: int = 0) -> None:
         super().__init__(f"{kind}: {detail}")
         self.kind = kind
         self.code = code  # Discord's JSON error code, e.g. 10008 for a deleted message
+        self.status = status  # the HTTP status, e.g. 400 when Discord refused the message itself
 
 
 class Messenger(Protocol):
-    async def send_dm(self, user_id: int, content: str, *, nonce: str) -> int: ...
+    async def send_dm(self, user_id: int, content: str, *, nonce: str, embed: discord.Embed | None = None) -> int: ...
 
-    async def send_channel(self, channel_id: int, content: str, *, nonce: str, mention_user_id: int) -> int: ...
+    async def send_channel(self, channel_id: int, content: str, *, nonce: str, mention_user_id: int,
+                           embed: discord.Embed | None = None) -> int: ...
 
     async def edit_card(self, task_id: int, channel_id: int, message_id: int, embed: discord.Embed) -> None: ...
 
@@ -47,10 +49,10 @@ def _classify(error: Exception) -> DeliveryError:
     if isinstance(error, discord.HTTPException):
         detail = f"HTTP {error.status} code {error.code}"
         if error.code == DM_CLOSED:
-            return DeliveryError("dm_closed", detail, error.code)
+            return DeliveryError("dm_closed", detail, error.code, error.status)
         if error.status == 429 or error.status >= 500:
-            return DeliveryError("retry", detail, error.code)
-        return DeliveryError("gone", detail, error.code)
+            return DeliveryError("retry", detail, error.code, error.status)
+        return DeliveryError("gone", detail, error.code, error.status)
     return DeliveryError("retry", type(error).__name__)
 
 
@@ -74,19 +76,23 @@ class DiscordMessenger:
     def forget(self, task_id: int) -> None:
         self._interactions.pop(task_id, None)
 
-    async def send_dm(self, user_id: int, content: str, *, nonce: str) -> int:
+    async def send_dm(self, user_id: int, content: str, *, nonce: str, embed: discord.Embed | None = None) -> int:
         try:
             channel = await self._client.create_dm(discord.Object(user_id))
-            message = await channel.send(content, nonce=nonce)
+            message = await channel.send(content, embed=embed, nonce=nonce,
+                                         allowed_mentions=discord.AllowedMentions.none())
         except _TRANSIENT as error:
             raise _classify(error) from None
         return message.id
 
-    async def send_channel(self, channel_id: int, content: str, *, nonce: str, mention_user_id: int) -> int:
+    async def send_channel(self, channel_id: int, content: str, *, nonce: str, mention_user_id: int,
+                           embed: discord.Embed | None = None) -> int:
         channel = self._client.get_partial_messageable(channel_id)
-        mentions = discord.AllowedMentions(everyone=False, roles=False, users=[discord.Object(mention_user_id)])
+        # Only the member is pinged, whatever their file name says (@everyone, role mentions).
+        mentions = discord.AllowedMentions(everyone=False, roles=False, users=[discord.Object(mention_user_id)],
+                                           replied_user=False)
         try:
-            message = await channel.send(content, nonce=nonce, allowed_mentions=mentions)
+            message = await channel.send(content, embed=embed, nonce=nonce, allowed_mentions=mentions)
         except _TRANSIENT as error:
             raise _classify(error) from None
         return message.id
@@ -94,7 +100,8 @@ class DiscordMessenger:
     async def post_card(self, channel_id: int, embed: discord.Embed, *, nonce: str) -> int:
         """A new task card in the channel (the old one was deleted)."""
         try:
-            message = await self._client.get_partial_messageable(channel_id).send(embed=embed, nonce=nonce)
+            message = await self._client.get_partial_messageable(channel_id).send(
+                embed=embed, nonce=nonce, allowed_mentions=discord.AllowedMentions.none())
         except _TRANSIENT as error:
             raise _classify(error) from None
         return message.id

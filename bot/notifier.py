@@ -10,10 +10,10 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 
 from bot.lifecycle import delivery_delay
-from bot.messages import outcome_text, task_card
+from bot.messages import RESULT_LINK_MAX, Outgoing, link_too_long, minimal_outcome, outcome_message, task_card
 from bot.messenger import UNKNOWN_MESSAGE, DeliveryError, Messenger
 from storage import Storage, TaskRecord
 
@@ -24,8 +24,9 @@ LIVE_CARD = (None, "replaced")  # card_state values of a card that is still edit
 
 
 def nonce_for(task: TaskRecord, kind: str) -> str:
-    """At most 25 characters; the creation time keeps ids from a recreated database from colliding."""
-    return f"up{task.id}.{int(task.created_at)}{kind}"[:25]
+    """At most 25 characters (Discord's limit), the kind always kept; the creation time keeps ids from a
+    recreated database from colliding."""
+    return f"up{task.id}.{int(task.created_at)}"[: 25 - len(kind)] + kind
 
 
 class Notifier:
@@ -47,6 +48,10 @@ class Notifier:
         """
         if task.notified_at is not None:
             return True
+        if link_too_long(task) and task.dm_state is None:
+            log.warning("task %s: the result link is %d characters, over the %d Discord can show; the member is "
+                        "told to ask the operator (the link is in the database: tasks.result_url of id %s)",
+                        task.id, len(task.result_url or ""), RESULT_LINK_MAX, task.id)
         try:
             if task.dm_state is None:
                 task.dm_state, task.dm_message_id = await self._send_dm(task)
@@ -77,9 +82,11 @@ class Notifier:
         return True
 
     async def _send_dm(self, task: TaskRecord) -> tuple[str, int | None]:
+        async def send(message: Outgoing, nonce: str) -> int:
+            return await self.messenger.send_dm(task.user_id, message.content, embed=message.embed, nonce=nonce)
+
         try:
-            return "sent", await self.messenger.send_dm(task.user_id, outcome_text(task, mention=False),
-                                                        nonce=nonce_for(task, "d"))
+            return "sent", await self._send_outcome(task, "d", mention=False, send=send)
         except DeliveryError as error:
             if error.kind == "dm_closed":
                 log.info("task %s: user %s does not accept DMs", task.id, task.user_id)
@@ -90,15 +97,30 @@ class Notifier:
             raise
 
     async def _post_in_channel(self, task: TaskRecord) -> tuple[str, int | None]:
-        content = outcome_text(task, mention=True, dm_refused=task.dm_state == "refused")
+        async def send(message: Outgoing, nonce: str) -> int:
+            return await self.messenger.send_channel(task.channel_id, message.content, embed=message.embed,
+                                                     nonce=nonce, mention_user_id=task.user_id)
+
         try:
-            return "sent", await self.messenger.send_channel(task.channel_id, content, nonce=nonce_for(task, "c"),
-                                                             mention_user_id=task.user_id)
+            return "sent", await self._send_outcome(task, "c", mention=True, send=send)
         except DeliveryError as error:
             if error.kind != "retry" or task.delivery_failures >= MAX_DELIVERY_FAILURES:
                 log.warning("task %s: cannot post in channel %s (%s)", task.id, task.channel_id, error)
                 return "gone", None
             raise
+
+    async def _send_outcome(self, task: TaskRecord, kind: str, *, mention: bool,
+                            send: Callable[[Outgoing, str], Awaitable[int]]) -> int:
+        """The full message; if Discord refuses it as malformed (400), a minimal one with its own nonce."""
+        full = outcome_message(task, mention=mention, dm_refused=mention and task.dm_state == "refused")
+        try:
+            return await send(full, nonce_for(task, kind))
+        except DeliveryError as error:
+            if error.status != 400:
+                raise
+            log.error("task %s: Discord refused the %s message (%s); sending a minimal one instead",
+                      task.id, "DM" if kind == "d" else "channel", error)
+        return await send(minimal_outcome(task, mention=mention), nonce_for(task, kind.upper()))
 
     async def _retry_later(self, task: TaskRecord, error: DeliveryError) -> bool:
         failures = task.delivery_failures + 1

@@ -132,6 +132,14 @@ class QuotaService:
         # Usage fell below the limits between the insert and now (a job just ended): say so plainly.
         return QuotaExceeded("A limit was reached just as you asked; please try again.", None)
 
+    async def role_limits(self, guild_id: int) -> list[tuple[int, str, int]]:
+        """(role id, limit name, value) for every role that sets its own member limit."""
+        return await self.storage.role_limits(guild_id)
+
+    async def blocked(self, guild_id: int | None, user_id: int) -> tuple[str | None] | None:
+        """(reason,) when the member is blocked here, else None."""
+        return await self.storage.blocked(guild_id, user_id)
+
     async def usage(self, guild_id: int | None, user_id: int) -> QuotaUsage:
         p = self.periods()
         return await self.storage.quota_usage(guild_id, user_id, day=p.day, month=p.month)

@@ -10,6 +10,7 @@ from discord.ext import commands
 
 from bot.config import LIMIT_NAMES
 from bot.quota import MAX_LIMIT_VALUE, MEMBER_LIMITS, EffectiveLimit
+from bot.text import clip, fit_embed, fit_lines
 
 if TYPE_CHECKING:
     from bot.client import UpscaleBot
@@ -38,16 +39,6 @@ def _source(limit: EffectiveLimit) -> str:
     return "server setting" if limit.source == "server" else "operator default"
 
 
-def _fit(lines: list[str], limit: int = 4000) -> str:
-    """Join lines for an embed description, dropping the tail past Discord's 4096-character limit."""
-    text = ""
-    for index, line in enumerate(lines):
-        if len(text) + len(line) + 1 > limit:
-            return text + f"\n… and {len(lines) - index} more"
-        text += ("\n" if text else "") + line
-    return text or "none yet"
-
-
 def _figure(value: float) -> str:
     return f"{value:,.1f}".removesuffix(".0")
 
@@ -67,32 +58,34 @@ class QuotaGroup(app_commands.Group, name="quota", description="Limit what the b
 
     async def _reply(self, interaction: discord.Interaction, content: str | None = None,
                      embed: discord.Embed | None = None) -> None:
-        await interaction.response.send_message(content, embed=embed, ephemeral=True,
-                                                allowed_mentions=discord.AllowedMentions.none())
+        await interaction.response.send_message(content, embed=None if embed is None else fit_embed(embed),
+                                                ephemeral=True, allowed_mentions=discord.AllowedMentions.none())
 
     @app_commands.command(name="show", description="The server's limits, or a member's limits and usage")
+    @app_commands.describe(member="A member whose effective limits and usage to show (leave out for the server's)")
     async def show(self, interaction: discord.Interaction, member: discord.Member | None = None) -> None:
         quotas = self.bot.quotas
         guild_id = _guild(interaction)
         if member is None:
             limits = await quotas.server_limits(guild_id)
             lines = [f"`{name}`: **{_value(limit)}** ({_source(limit)})" for name, limit in limits.items()]
-            for role_id, name, value in await self.bot.storage.role_limits(guild_id):
+            for role_id, name, value in await quotas.role_limits(guild_id):
                 lines.append(f"role <@&{role_id}>: `{name}` = **{value:,}**")
-            embed = discord.Embed(title="Quota limits in this server", description=_fit(lines))
+            embed = discord.Embed(title="Quota limits in this server", description=fit_lines(lines))
         else:
             limits = await quotas.member_limits(guild_id, [role.id for role in member.roles])
             usage = await quotas.usage(guild_id, member.id)
             lines = [f"`{name}`: **{_figure(usage.of(name))}** used of **{_value(limit)}** ({_source(limit)})"
                      for name, limit in limits.items()]
-            blocked = await self.bot.storage.blocked(guild_id, member.id)
+            blocked = await quotas.blocked(guild_id, member.id)
             if blocked is not None:
                 lines.insert(0, "⛔ **Blocked**" + (f": {blocked[0]}" if blocked[0] else ""))
-            embed = discord.Embed(title=f"Quota of {member.display_name}", description=_fit(lines))
+            embed = discord.Embed(title=f"Quota of {member.display_name}", description=fit_lines(lines))
         embed.set_footer(text=CREDIT_NOTE)
         await self._reply(interaction, embed=embed)
 
     @app_commands.command(name="set", description="Set a server limit")
+    @app_commands.describe(limit="Which limit to set", value="The new limit, a whole number (0 stops new jobs)")
     @app_commands.choices(limit=LIMIT_CHOICES)
     async def set_(self, interaction: discord.Interaction, limit: str,
                    value: app_commands.Range[int, 0, MAX_LIMIT_VALUE]) -> None:
@@ -100,12 +93,15 @@ class QuotaGroup(app_commands.Group, name="quota", description="Limit what the b
         await self._reply(interaction, f"✅ `{limit}` is now **{value:,}** in this server.")
 
     @app_commands.command(name="unset", description="Make a server limit unlimited")
+    @app_commands.describe(limit="Which limit to make unlimited in this server")
     @app_commands.choices(limit=LIMIT_CHOICES)
     async def unset(self, interaction: discord.Interaction, limit: str) -> None:
         await self.bot.quotas.clear_limit(_guild(interaction), interaction.user.id, limit)
         await self._reply(interaction, f"✅ `{limit}` is now **unlimited** in this server.")
 
     @app_commands.command(name="role", description="Give a role its own member limit")
+    @app_commands.describe(role="The role that gets its own limit", limit="Which member limit",
+                           value="The limit for members with this role (the most generous role wins)")
     @app_commands.choices(limit=MEMBER_LIMIT_CHOICES)
     async def role(self, interaction: discord.Interaction, role: discord.Role, limit: str,
                    value: app_commands.Range[int, 0, MAX_LIMIT_VALUE]) -> None:
@@ -115,6 +111,7 @@ class QuotaGroup(app_commands.Group, name="quota", description="Limit what the b
                                        "(the most generous of their roles wins).")
 
     @app_commands.command(name="role-unset", description="Remove a role's member limit")
+    @app_commands.describe(role="The role whose own limit to remove", limit="Which member limit")
     @app_commands.choices(limit=MEMBER_LIMIT_CHOICES)
     async def role_unset(self, interaction: discord.Interaction, role: discord.Role, limit: str) -> None:
         changed = await self.bot.quotas.set_role_limit(_guild(interaction), interaction.user.id,
@@ -123,18 +120,21 @@ class QuotaGroup(app_commands.Group, name="quota", description="Limit what the b
                           else f"{role.mention} had no `{limit}` of its own; nothing changed.")
 
     @app_commands.command(name="block", description="Stop a member from starting jobs")
+    @app_commands.describe(member="The member to block", reason="Why (the member sees it when refused)")
     async def block(self, interaction: discord.Interaction, member: discord.Member,
                     reason: app_commands.Range[str, 1, 200] | None = None) -> None:
         await self.bot.quotas.block(_guild(interaction), interaction.user.id, member.id, reason)
         await self._reply(interaction, f"⛔ {member.mention} can no longer start upscale jobs here.")
 
     @app_commands.command(name="unblock", description="Let a blocked member start jobs again")
+    @app_commands.describe(member="The member to unblock")
     async def unblock(self, interaction: discord.Interaction, member: discord.Member) -> None:
         changed = await self.bot.quotas.unblock(_guild(interaction), interaction.user.id, member.id)
         await self._reply(interaction, f"✅ {member.mention} can start jobs again." if changed
                           else f"{member.mention} was not blocked; nothing changed.")
 
     @app_commands.command(name="reset", description="Zero a member's usage for today and this month")
+    @app_commands.describe(member="The member whose usage to zero")
     async def reset(self, interaction: discord.Interaction, member: discord.Member) -> None:
         count = await self.bot.quotas.reset_member(_guild(interaction), interaction.user.id, member.id)
         await self._reply(interaction, f"✅ Usage of {member.mention} for today and this month is zeroed "
@@ -155,8 +155,8 @@ class QuotaGroup(app_commands.Group, name="quota", description="Limit what the b
     @app_commands.command(name="log", description="The last 20 quota changes")
     async def log(self, interaction: discord.Interaction) -> None:
         entries = await self.bot.quotas.log(_guild(interaction))
-        lines = [f"<t:{int(at)}:f> <@{actor}>: {action[:150]}" for actor, at, action in entries]
-        await self._reply(interaction, embed=discord.Embed(title="Quota changes", description=_fit(lines)))
+        lines = [f"<t:{int(at)}:f> <@{actor}>: {clip(action, 150)}" for actor, at, action in entries]
+        await self._reply(interaction, embed=discord.Embed(title="Quota changes", description=fit_lines(lines)))
 
 
 class QuotaCog(commands.Cog):

@@ -11,9 +11,10 @@ import discord
 from discord import app_commands
 from discord.ext import commands
 
-from bot.messages import task_card, task_line
+from bot.messages import task_card, task_list
 from bot.quota import QuotaExceeded
 from bot.tasks import SubmissionFailed
+from bot.text import CHOICE_MAX, clip
 from bot.validation import AttachmentInfo, InputError, resolve_source, validate_scale
 
 if TYPE_CHECKING:
@@ -84,7 +85,7 @@ class UpscaleCog(commands.Cog):
                 "You have no upscale jobs yet. Start one with /upscale.", ephemeral=True)
             return
         embed = discord.Embed(title="Your recent upscale jobs",
-                              description="\n".join(task_line(task) for task in records))
+                              description=task_list(records))
         embed.set_footer(text="Result links expire 24 hours after completion. /task id:<id> shows one job.")
         await interaction.response.send_message(embed=embed, ephemeral=True)
 
@@ -102,9 +103,10 @@ class UpscaleCog(commands.Cog):
     async def task_id_autocomplete(self, interaction: discord.Interaction,
                                    current: str) -> list[app_commands.Choice[str]]:
         records = await self.bot.tasks.user_tasks(interaction.user.id, limit=25, prefix=current.strip())
+        # Discord refuses a choice over 100 characters; our own number stands in for a longer upstream id.
         return [
-            app_commands.Choice(name=f"{task.display_id} · {task.status} · {task.scale}×"[:100],
-                                value=task.display_id)
+            app_commands.Choice(name=clip(f"{task.display_id} · {task.status} · {task.scale}×", CHOICE_MAX),
+                                value=task.display_id if len(task.display_id) <= CHOICE_MAX else f"#{task.id}")
             for task in records
         ]
 

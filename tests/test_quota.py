@@ -166,14 +166,6 @@ async def test_dms_use_the_operator_defaults_per_user(storage: Storage) -> None:
     await quotas.reserve(_task(), [])  # a server's count is separate from DMs
 
 
-def test_embed_descriptions_are_cut_to_fit_discord() -> None:
-    from cogs.quota import _fit
-
-    text = _fit([f"line {i} " + "y" * 100 for i in range(60)])
-    assert len(text) <= 4096 and text.endswith("more") and "line 0 " in text
-    assert _fit([]) == "none yet"
-
-
 async def _counters(path: Path) -> list[tuple]:
     import sqlite3
 
