@@ -8,6 +8,7 @@ import discord
 from discord import app_commands
 from discord.ext import commands
 
+from bot.text import CONTENT_MAX, clip
 from bot.validation import InputError
 
 log = logging.getLogger(__name__)
@@ -17,6 +18,7 @@ UNEXPECTED = "Something went wrong on the bot's side. It has been logged; please
 
 async def reply_privately(interaction: discord.Interaction, content: str) -> None:
     """Answer ephemerally whether or not the interaction was acknowledged yet; never raise."""
+    content = clip(content, CONTENT_MAX)
     try:
         if interaction.response.is_done():
             await interaction.followup.send(content, ephemeral=True)

@@ -14,7 +14,7 @@ from discord.ext import commands
 from bot.messages import task_card, task_list
 from bot.quota import QuotaExceeded
 from bot.tasks import SubmissionFailed
-from bot.text import CHOICE_MAX, clip
+from bot.text import CHOICE_MAX, CONTENT_MAX, clip
 from bot.validation import AttachmentInfo, InputError, resolve_source, validate_scale
 
 if TYPE_CHECKING:
@@ -68,7 +68,7 @@ class UpscaleCog(commands.Cog):
                 await interaction.delete_original_response()
             except discord.HTTPException as error:
                 log.info("could not delete the deferred reply (%s)", error.code)
-            await interaction.followup.send(f"❌ {failure}", ephemeral=True)
+            await interaction.followup.send(clip(f"❌ {failure}", CONTENT_MAX), ephemeral=True)
             return
         self.bot.messenger.remember_interaction(task.id, interaction, received_at)
         message = await interaction.edit_original_response(embed=task_card(task))

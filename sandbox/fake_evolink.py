@@ -105,8 +105,10 @@ class FakeEvolink(CallbackMixin):
         callback_routes: dict[str, str] | None = None,
         callback_retry_delays: tuple[float, ...] = (1.0, 2.0, 4.0),
         callback_timeout: float = 10.0,
+        task_id_prefix: str = "task-unified",
     ) -> None:
         self._api_key = api_key
+        self.task_id_prefix = task_id_prefix  # long prefixes test ids near the 200 characters the bot accepts
         self.estimated_time = estimated_time
         self.credits_per_task = credits_per_task
         self.auto_complete_after = auto_complete_after
@@ -422,7 +424,7 @@ class FakeEvolink(CallbackMixin):
         now = int(time.time())
         suffix = "".join(secrets.choice(string.ascii_lowercase + string.digits) for _ in range(8))
         task = FakeTask(
-            id=f"task-unified-{now}-{suffix}",
+            id=f"{self.task_id_prefix}-{now}-{suffix}",
             video_url=data["video_urls"][0],
             scale=str(_dict(data.get("model_params")).get("upscale_factor", "2")),
             created=now,

@@ -110,3 +110,23 @@ async def test_a_refused_post_falls_back_to_a_minimal_message(box: Sandbox, bot:
     attempts = [r for r in box.discord.requests if r.method == "POST" and r.path == f"/channels/{channel}/messages"]
     assert [r.status for r in attempts] == [400, 200]
     assert attempts[0].json["nonce"] != attempts[1].json["nonce"], "the fallback is a message of its own"
+
+
+async def test_upstream_ids_near_200_characters_fit_the_card_the_posts_and_autocomplete(bot_runner: Any,
+                                                                                      box: Sandbox) -> None:
+    box.evolink.task_id_prefix = "task-" + "x" * 170  # ids of 195 characters (the bot accepts up to 200)
+    bot = await bot_runner.start()
+    watch = DeliveryWatch(bot)
+    interaction, task_id = await start_upscale(box, url="https://example.com/clip.mp4")
+    assert len(task_id) > 190
+    box.evolink.complete(task_id, _link(1990))
+    await watch.told(task_id)
+    assert [r for r in box.discord.requests if r.status == 400] == []
+    choices = await box.discord.autocomplete("task", user_id=box.alice_id, channel_id=box.channel_id,
+                                             guild_id=box.guild_id, options={"id": ""}, focused="id")
+    record = await bot.storage.get_task_by_upstream_id(task_id)
+    assert record is not None
+    assert [c["value"] for c in choices] == [f"#{record.id}"], "our own number stands in for a long id"
+    assert all(len(c["name"]) <= 100 for c in choices)
+    shown = await _slash_reply(box, "task", id=choices[0]["value"])
+    assert task_id in embed_text(shown)
