@@ -122,6 +122,7 @@ async def test_upstream_ids_near_200_characters_fit_the_card_the_posts_and_autoc
     box.evolink.complete(task_id, _link(1990))
     await watch.told(task_id)
     assert [r for r in box.discord.requests if r.status == 400] == []
+    await box.discord.wait_for(lambda: "Completed" in embed_text(interaction.original))
     choices = await box.discord.autocomplete("task", user_id=box.alice_id, channel_id=box.channel_id,
                                              guild_id=box.guild_id, options={"id": ""}, focused="id")
     record = await bot.storage.get_task_by_upstream_id(task_id)
