@@ -45,20 +45,44 @@ def json_body(data: Any) -> bytes:
     return json.dumps(data, separators=(",", ":")).encode()
 
 
-class DiscordError(Exception):
-    """An error answer from the fake, rendered as Discord's JSON error body."""
+def flatten_errors(errors: dict[str, Any], prefix: str = "") -> list[str]:
+    """Discord's nested `errors` as "path: message" lines (the way discord.py words them), for readable failures."""
+    lines: list[str] = []
+    for key, value in errors.items():
+        if key == "_errors":
+            lines.append(f"{prefix or '(body)'}: " + " ".join(e.get("message", "") for e in value))
+        elif isinstance(value, dict):
+            lines.extend(flatten_errors(value, f"{prefix}.{key}" if prefix else key))
+    return lines
 
-    def __init__(self, status: int, code: int, message: str, *, retry_after: float | None = None) -> None:
-        super().__init__(f"{status} {code} {message}")
+
+class DiscordError(Exception):
+    """An error answer from the fake, rendered as Discord's JSON error body.
+
+    `errors` is Discord's nested form-error tree (50035 Invalid Form Body), naming the offending path.
+    """
+
+    def __init__(self, status: int, code: int, message: str, *, retry_after: float | None = None,
+                 errors: dict[str, Any] | None = None) -> None:
+        detail = "; ".join(flatten_errors(errors)) if errors else ""
+        super().__init__(f"{status} {code} {message}" + (f" ({detail})" if detail else ""))
         self.status = status
         self.code = code
         self.message = message
         self.retry_after = retry_after
+        self.errors = errors
 
     def body(self) -> dict[str, Any]:
         if self.status == 429:
             return {"message": self.message, "retry_after": self.retry_after or 0.0, "global": False}
+        if self.errors:
+            return {"message": self.message, "code": self.code, "errors": self.errors}
         return {"message": self.message, "code": self.code}
+
+
+def invalid_form_body(errors: dict[str, Any]) -> DiscordError:
+    """Discord's answer to a body that breaks its documented rules: 400, code 50035, with the paths."""
+    return DiscordError(400, 50035, "Invalid Form Body", errors=errors)
 
 
 def unknown_channel() -> DiscordError:

@@ -37,14 +37,13 @@ from sandbox.fake_discord_models import (
     unknown_message,
     unknown_webhook,
 )
+from sandbox.fake_discord_rules import check_callback, check_commands, check_message, compute_mentions, focused_type
 
 if TYPE_CHECKING:
     from sandbox.fake_discord import FakeDiscord
 
 log = logging.getLogger(__name__)
 
-MAX_CONTENT = 2000
-MAX_EMBEDS = 10
 # Flags a bot may set on a message it sends: SUPPRESS_EMBEDS, EPHEMERAL, SUPPRESS_NOTIFICATIONS.
 SETTABLE_FLAGS = (1 << 2) | EPHEMERAL | (1 << 12)
 _WEBHOOK = r"/webhooks/(?P<app_id>\d+)/(?P<token>[^/]+)"
@@ -225,8 +224,7 @@ class RestApi:
 
     def put_commands(self, call: Call, app_id: str, guild_id: str | None = None) -> tuple[int, Any]:
         scope = self._scope(app_id, guild_id)
-        if not isinstance(call.json, list):
-            raise DiscordError(400, 50035, "Invalid Form Body")
+        check_commands(call.json)
         ids = self.fake._command_ids
         stored = []
         for command in call.json:
@@ -255,16 +253,14 @@ class RestApi:
         now = fake.now()
         if now - inter.dispatched_at > fake.ack_timeout:
             raise unknown_interaction()
-        body = call.json if isinstance(call.json, dict) else {}
+        check_callback(call.json, interaction_type=inter.type, focused_type=focused_type(inter.payload))
+        body = call.json
         kind = body.get("type")
         data = body.get("data") or {}
-        if kind not in (1, 4, 5, 6, 7, 8, 9) or (kind == 8) != (inter.type == 4):
-            raise DiscordError(400, 50035, f"Invalid Form Body (callback type {kind} for interaction "
-                                           f"type {inter.type})")
         message = None
         if kind == 4:
             message = self._create(inter.channel_id, data, call.files, via="interaction", inter=inter,
-                                   msg_type=20)
+                                   msg_type=20, prefix=("data",))
         elif kind == 5:
             flags = LOADING | (int(data.get("flags") or 0) & EPHEMERAL)
             message = self._create(inter.channel_id, {"flags": flags}, [], via="interaction", inter=inter,
@@ -314,7 +310,7 @@ class RestApi:
             # Discord fills a deferred "thinking" response with the first followup; the defer's
             # ephemerality wins over the followup's flags.
             self._validate(body, call.files, len(original["attachments"]))
-            self._apply(original, body, call.files, fill=True)
+            self._apply(original, body, call.files, fill=True, mentions_from=body)
             message = original
         else:
             message = self._create(inter.channel_id, body, call.files, via="interaction", inter=inter,
@@ -364,6 +360,7 @@ class RestApi:
         if channel.type == 1 and not fake._users[channel.recipient_id or ""].dms_open:
             raise DiscordError(403, 50007, "Cannot send messages to this user")
         body = call.json if isinstance(call.json, dict) else {}
+        self._validate(body, call.files)  # the form is checked before any nonce de-duplication
         nonce = body.get("nonce")
         if nonce is not None and body.get("enforce_nonce"):
             seen = fake._nonces.get((channel_id, str(nonce)))
@@ -392,44 +389,56 @@ class RestApi:
         return 204, None
 
     # ---- messages ---------------------------------------------------------------------------------
-    def _validate(self, body: dict[str, Any], files: list[Upload], kept_attachments: int = 0) -> None:
-        content = body.get("content") or ""
-        if len(content) > MAX_CONTENT:
-            raise DiscordError(400, 50035, f"Invalid Form Body (content: Must be {MAX_CONTENT} or fewer "
-                                           "in length.)")
-        if len(body.get("embeds") or []) > MAX_EMBEDS:
-            raise DiscordError(400, 50035, "Invalid Form Body (embeds: Must be 10 or fewer in length.)")
-        for embed in body.get("embeds") or []:
-            # Discord's embed limits: description 4096, field value 1024, field name 256, title 256.
-            fields = embed.get("fields") or []
-            if (len(embed.get("description") or "") > 4096 or len(embed.get("title") or "") > 256
-                    or any(len(f.get("value") or "") > 1024 or len(f.get("name") or "") > 256 for f in fields)):
-                raise DiscordError(400, 50035, "Invalid Form Body (embeds.0: Must be within the embed limits.)")
-        total = sum(len(f.data) for f in files)
-        if total > self.fake.attachment_size_limit:
-            raise DiscordError(413, 40005, "Request entity too large")
-        if not (content or body.get("embeds") or files or kept_attachments or body.get("components")
-                or body.get("sticker_ids") or body.get("poll")):
-            raise DiscordError(400, 50006, "Cannot send an empty message")
+    def _validate(self, body: dict[str, Any], files: list[Upload], kept_attachments: int = 0,
+                  prefix: tuple[str, ...] = ()) -> None:
+        """Discord's rules for a message body (sandbox.fake_discord_rules): 400 50035 naming the path."""
+        check_message(body, upload_bytes=sum(len(f.data) for f in files), uploads=len(files),
+                      size_limit=self.fake.attachment_size_limit, kept_attachments=kept_attachments, prefix=prefix)
+
+    def _mentions(self, channel_id: str, body: dict[str, Any]) -> dict[str, Any]:
+        """`mentions`, `mention_roles`, `mention_everyone` of a message with this content and allowed_mentions."""
+        fake = self.fake
+        channel = fake._channels[channel_id]
+        guild = fake._guilds.get(channel.guild_id or "")
+        replied = None
+        reference = body.get("message_reference")
+        if isinstance(reference, dict):
+            target = fake._messages.get(str(reference.get("message_id")))
+            replied = target["author"]["id"] if target is not None else None
+        allowed = body.get("allowed_mentions")
+        roles = None if guild is None else {r for r in guild.role_ids if r != guild.id}
+        found = compute_mentions(body.get("content") or "", allowed if isinstance(allowed, dict) else None,
+                                 known_user=lambda user_id: user_id in fake._users, guild_roles=roles,
+                                 replied_user_id=replied)
+        users = []
+        for user_id in found.users:
+            user = fake._users[user_id].payload()
+            if guild is not None and user_id in guild.members:
+                member = fake._member_payload(guild.id, user_id)
+                member.pop("user")
+                user["member"] = member
+            users.append(user)
+        return {"mentions": users, "mention_roles": found.roles, "mention_everyone": found.everyone}
 
     def _uploads(self, channel_id: str, files: list[Upload]) -> list[dict[str, Any]]:
         return [make_attachment_payload(f.filename, len(f.data), f.content_type, None, channel_id)
                 for f in files]
 
     def _create(self, channel_id: str, body: dict[str, Any], files: list[Upload], *, via: str,
-                msg_type: int, inter: FakeInteraction | None = None, loading: bool = False) -> dict[str, Any]:
+                msg_type: int, inter: FakeInteraction | None = None, loading: bool = False,
+                prefix: tuple[str, ...] = ()) -> dict[str, Any]:
         """Store a new message by the bot; visible in the channel unless ephemeral."""
         fake = self.fake
         if not loading:
-            self._validate(body, files)
+            self._validate(body, files, prefix=prefix)
         flags = int(body.get("flags") or 0)
         flags = flags if loading else flags & SETTABLE_FLAGS
         message: dict[str, Any] = {
             "id": snowflake(), "type": msg_type, "channel_id": channel_id,
             "author": fake._users[fake.bot_user_id].payload(), "content": body.get("content") or "",
             "embeds": body.get("embeds") or [], "components": body.get("components") or [],
-            "attachments": self._uploads(channel_id, files), "mentions": [], "mention_roles": [],
-            "mention_everyone": False, "pinned": False, "tts": bool(body.get("tts")), "flags": flags,
+            "attachments": self._uploads(channel_id, files), **self._mentions(channel_id, body),
+            "pinned": False, "tts": bool(body.get("tts")), "flags": flags,
             "nonce": body.get("nonce"), "timestamp": iso_now(), "edited_timestamp": None,
             "_edits": 0, "_via": via, "_interaction_id": inter.id if inter else None, "_deleted": False,
             "_created_at": fake.now(), "_last_edit_at": None, "_sent": body,
@@ -467,17 +476,21 @@ class RestApi:
         merged = {"content": message["content"], "embeds": message["embeds"],
                   "components": message["components"], **body}
         self._validate(merged, call.files, kept)
-        self._apply(message, body, call.files, fill=bool(message["flags"] & LOADING))
+        fill = bool(message["flags"] & LOADING)
+        # Discord re-parses mentions when content is edited, with the edit's allowed_mentions or the defaults.
+        self._apply(message, body, call.files, fill=fill, mentions_from=body if fill or "content" in body else None)
         message["_edits"] += 1
         message["_last_edit_at"] = now
         fake._changed()
 
     def _apply(self, message: dict[str, Any], body: dict[str, Any], files: list[Upload], *,
-               fill: bool) -> None:
+               fill: bool, mentions_from: dict[str, Any] | None = None) -> None:
         """Apply an edit (or the fill of a deferred response) to a stored message."""
         for key in ("content", "embeds", "components"):
             if key in body:
                 message[key] = body[key] or ("" if key == "content" else [])
+        if mentions_from is not None:
+            message.update(self._mentions(message["channel_id"], {**mentions_from, "content": message["content"]}))
         for key in ("allowed_mentions", "poll"):
             if key in body:
                 message[key] = body[key]
@@ -503,3 +516,4 @@ class RestApi:
             channel.message_ids.remove(message["id"])
             self.fake._emit_message("MESSAGE_DELETE", message)
         self.fake._changed()
+

@@ -1,0 +1,718 @@
+"""Discord's documented validation rules (API v10) for what a bot sends, as plain functions.
+
+Why: a fake that accepts what Discord refuses lets a bot pass its tests and fail in production. These
+functions check message bodies (content, embeds, nonce, allowed_mentions, components), interaction
+callbacks and command definitions, and raise `DiscordError` the way Discord answers: 400, code 50035
+"Invalid Form Body", with an `errors` tree naming every offending path ({"content": {"_errors": [...]}}).
+They also compute which users, roles and @everyone a message pings, the way Discord does.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from collections.abc import Callable, Container
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from sandbox.fake_discord_models import DiscordError, invalid_form_body
+
+Path = tuple[str | int, ...]
+
+MAX_CONTENT = 2000
+MAX_EMBEDS = 10
+MAX_EMBED_TOTAL = 6000
+MAX_NONCE = 25
+IS_COMPONENTS_V2 = 1 << 15
+MAX_SAFE_INTEGER = 2**53
+LOCALES = frozenset({
+    "id", "da", "de", "en-GB", "en-US", "es-ES", "es-419", "fr", "hr", "it", "lt", "hu", "nl", "no", "pl",
+    "pt-BR", "ro", "fi", "sv-SE", "vi", "tr", "cs", "el", "bg", "ru", "uk", "hi", "th", "zh-CN", "ja", "zh-TW",
+    "ko",
+})
+# Interaction type -> the callback types Discord accepts for it (receiving-and-responding docs).
+CALLBACKS_FOR = {1: {1}, 2: {4, 5, 9}, 3: {4, 5, 6, 7, 9}, 4: {8}, 5: {4, 5, 6, 7}}
+CALLBACK_TYPES = (1, 4, 5, 6, 7, 8, 9, 10, 12)
+SUB_COMMAND, SUB_COMMAND_GROUP, STRING, INTEGER, NUMBER, CHANNEL = 1, 2, 3, 4, 10, 7
+COMMAND_LIMITS = {1: 100, 2: 5, 3: 5}  # per scope and type: CHAT_INPUT, USER, MESSAGE
+COMMAND_TYPE_NAMES = {1: "CHAT_INPUT", 2: "USER", 3: "MESSAGE"}
+SELECT_TYPES = (3, 5, 6, 7, 8)
+
+
+# ---- the error collector ---------------------------------------------------------------------------
+class Form:
+    """Collects every problem of one request body in Discord's nested error shape, then raises once."""
+
+    def __init__(self) -> None:
+        self.errors: dict[str, Any] = {}
+
+    def add(self, path: Path, code: str, message: str) -> None:
+        node = self.errors
+        for part in path:
+            node = node.setdefault(str(part), {})
+        node.setdefault("_errors", []).append({"code": code, "message": message})
+
+    def raise_if_any(self) -> None:
+        if self.errors:
+            raise invalid_form_body(self.errors)
+
+    # Typed field checks; each returns the value when its type is right (so callers can look inside).
+    def string(self, path: Path, value: object, *, max_len: int, min_len: int = 0) -> str | None:
+        if not isinstance(value, str):
+            self.add(path, "BASE_TYPE_STRING", "Must be a string.")
+            return None
+        if not min_len <= len(value) <= max_len:
+            if min_len == 0:
+                self.add(path, "BASE_TYPE_MAX_LENGTH", f"Must be {max_len} or fewer in length.")
+            else:
+                self.add(path, "BASE_TYPE_BAD_LENGTH", f"Must be between {min_len} and {max_len} in length.")
+        return value
+
+    def required_string(self, parent: dict[str, Any], path: Path, key: str, *, max_len: int,
+                        min_len: int = 1) -> str | None:
+        if parent.get(key) is None:
+            self.add((*path, key), "BASE_TYPE_REQUIRED", "This field is required")
+            return None
+        return self.string((*path, key), parent[key], max_len=max_len, min_len=min_len)
+
+    def boolean(self, path: Path, value: object) -> None:
+        if not isinstance(value, bool):
+            self.add(path, "BASE_TYPE_BOOLEAN", "Must be either true or false.")
+
+    def integer(self, path: Path, value: object, low: int, high: int) -> int | None:
+        if value is None:
+            self.add(path, "BASE_TYPE_REQUIRED", "This field is required")
+            return None
+        if isinstance(value, bool) or not isinstance(value, int):
+            self.add(path, "NUMBER_TYPE_COERCE", f"Value \"{value}\" is not int.")
+            return None
+        if value < low:
+            self.add(path, "NUMBER_TYPE_MIN", f"int value should be greater than or equal to {low}.")
+        elif value > high:
+            self.add(path, "NUMBER_TYPE_MAX", f"int value should be less than or equal to {high}.")
+        return value
+
+    def array(self, path: Path, value: object, *, max_len: int, min_len: int = 0) -> list[Any]:
+        if not isinstance(value, list):
+            self.add(path, "LIST_TYPE_CONVERT", "Only iterables may be used in a ListType")
+            return []
+        if not min_len <= len(value) <= max_len:
+            if min_len == 0:
+                self.add(path, "BASE_TYPE_MAX_LENGTH", f"Must be {max_len} or fewer in length.")
+            else:
+                self.add(path, "BASE_TYPE_BAD_LENGTH", f"Must be between {min_len} and {max_len} in length.")
+        return value
+
+    def model(self, path: Path, value: object) -> dict[str, Any] | None:
+        if not isinstance(value, dict):
+            self.add(path, "MODEL_TYPE_CONVERT", "Only dictionaries may be used in a ModelType")
+            return None
+        return value
+
+
+def _present(body: dict[str, Any], key: str) -> bool:
+    return body.get(key) is not None
+
+
+def is_snowflake(value: object) -> bool:
+    """A Discord id: a decimal string or an integer in 0..2^64-1 (discord.py sends ints in allowed_mentions)."""
+    if isinstance(value, bool):
+        return False
+    if isinstance(value, int):
+        return 0 <= value < 2**64
+    return isinstance(value, str) and value.isascii() and value.isdigit() and int(value) < 2**64
+
+
+# ---- messages ------------------------------------------------------------------------------------
+def check_message(body: dict[str, Any], *, upload_bytes: int = 0, uploads: int = 0, size_limit: int,
+                  kept_attachments: int = 0, prefix: Path = ()) -> None:
+    """A message body Discord would create (or an edit's merged result): form rules, size, non-empty."""
+    form = Form()
+    message_form(form, body, prefix)
+    form.raise_if_any()
+    if upload_bytes > size_limit:
+        raise DiscordError(413, 40005, "Request entity too large")
+    if not (body.get("content") or body.get("embeds") or uploads or kept_attachments or body.get("components")
+            or body.get("sticker_ids") or body.get("poll")):
+        raise DiscordError(400, 50006, "Cannot send an empty message")
+
+
+def message_form(form: Form, body: dict[str, Any], prefix: Path = ()) -> None:
+    """Field rules of a message body (create, edit, interaction response, webhook) into `form`."""
+    if _present(body, "content"):
+        form.string((*prefix, "content"), body["content"], max_len=MAX_CONTENT)
+    if _present(body, "embeds"):
+        _embeds(form, body["embeds"], (*prefix, "embeds"))
+    if "nonce" in body and body["nonce"] is not None:
+        nonce = body["nonce"]
+        if isinstance(nonce, str):
+            form.string((*prefix, "nonce"), nonce, max_len=MAX_NONCE)
+        elif isinstance(nonce, bool) or not isinstance(nonce, int):
+            form.add((*prefix, "nonce"), "BASE_TYPE_STRING", "Must be an integer or a string.")
+    if "enforce_nonce" in body:
+        form.boolean((*prefix, "enforce_nonce"), body["enforce_nonce"])
+    if _present(body, "allowed_mentions"):
+        _allowed_mentions(form, body["allowed_mentions"], (*prefix, "allowed_mentions"))
+    if _present(body, "components"):
+        flags = body.get("flags")
+        v2 = isinstance(flags, int) and bool(flags & IS_COMPONENTS_V2)
+        if not v2:  # components v2 layouts (flag 1 << 15) are not modelled
+            _components(form, body["components"], (*prefix, "components"))
+    if _present(body, "flags"):
+        form.integer((*prefix, "flags"), body["flags"], 0, 2**31)
+    if "tts" in body and body["tts"] is not None:
+        form.boolean((*prefix, "tts"), body["tts"])
+    if _present(body, "message_reference"):
+        form.model((*prefix, "message_reference"), body["message_reference"])
+    if _present(body, "attachments"):
+        for index, item in enumerate(form.array((*prefix, "attachments"), body["attachments"], max_len=10)):
+            form.model((*prefix, "attachments", index), item)
+
+
+def _embeds(form: Form, embeds: object, path: Path) -> None:
+    total = 0
+    for index, embed in enumerate(form.array(path, embeds, max_len=MAX_EMBEDS)):
+        total += _embed(form, embed, (*path, index))
+    if total > MAX_EMBED_TOTAL:
+        form.add(path, "MAX_EMBED_SIZE_EXCEEDED", f"Embed size exceeds maximum size of {MAX_EMBED_TOTAL}")
+
+
+def _embed(form: Form, value: object, path: Path) -> int:
+    """Checks one embed; returns its characters counted towards the 6000 of the whole message."""
+    embed = form.model(path, value)
+    if embed is None:
+        return 0
+    counted = 0
+
+    def text(parent: dict[str, Any], where: Path, key: str, max_len: int, *, required: bool = False,
+             min_len: int = 0) -> None:
+        nonlocal counted
+        if parent.get(key) is None:
+            if required:
+                form.add((*where, key), "BASE_TYPE_REQUIRED", "This field is required")
+            return
+        got = form.string((*where, key), parent[key], max_len=max_len, min_len=min_len)
+        if got is not None:
+            if min_len and not got.strip():  # Discord strips whitespace: "   " is empty
+                form.add((*where, key), "BASE_TYPE_REQUIRED", "This field is required")
+            counted += len(got)
+
+    text(embed, path, "title", 256)
+    text(embed, path, "description", 4096)
+    for key in ("url", "type"):
+        if _present(embed, key):
+            form.string((*path, key), embed[key], max_len=2048)
+    if _present(embed, "timestamp"):
+        stamp = form.string((*path, "timestamp"), embed["timestamp"], max_len=64)
+        try:
+            if stamp is not None:
+                datetime.fromisoformat(stamp.replace("Z", "+00:00"))
+        except ValueError:
+            form.add((*path, "timestamp"), "DATE_TYPE_PARSE", f"Could not parse {stamp}. Should be ISO8601.")
+    if _present(embed, "color"):
+        form.integer((*path, "color"), embed["color"], 0, 0xFFFFFF)
+    if _present(embed, "footer") and (footer := form.model((*path, "footer"), embed["footer"])) is not None:
+        text(footer, (*path, "footer"), "text", 2048, required=True)
+        if _present(footer, "icon_url"):
+            form.string((*path, "footer", "icon_url"), footer["icon_url"], max_len=2048)
+    if _present(embed, "author") and (author := form.model((*path, "author"), embed["author"])) is not None:
+        text(author, (*path, "author"), "name", 256, required=True)
+        for key in ("url", "icon_url"):
+            if _present(author, key):
+                form.string((*path, "author", key), author[key], max_len=2048)
+    for key in ("image", "thumbnail"):
+        if _present(embed, key) and (media := form.model((*path, key), embed[key])) is not None:
+            form.required_string(media, (*path, key), "url", max_len=2048)
+    if _present(embed, "fields"):
+        for index, item in enumerate(form.array((*path, "fields"), embed["fields"], max_len=25)):
+            where = (*path, "fields", index)
+            entry = form.model(where, item)
+            if entry is None:
+                continue
+            text(entry, where, "name", 256, required=True, min_len=1)
+            text(entry, where, "value", 1024, required=True, min_len=1)
+            if "inline" in entry and entry["inline"] is not None:
+                form.boolean((*where, "inline"), entry["inline"])
+    return counted
+
+
+def _allowed_mentions(form: Form, value: object, path: Path) -> None:
+    mentions = form.model(path, value)
+    if mentions is None:
+        return
+    for key in mentions:
+        if key not in ("parse", "users", "roles", "replied_user"):
+            form.add((*path, key), "UNKNOWN_FIELD", f"Unknown field {key!r} (allowed: parse, users, roles, "
+                                                    "replied_user).")
+    parse: list[Any] = []
+    if _present(mentions, "parse"):
+        parse = form.array((*path, "parse"), mentions["parse"], max_len=3)
+        for index, item in enumerate(parse):
+            if item not in ("roles", "users", "everyone"):
+                form.add((*path, "parse", index), "BASE_TYPE_CHOICES",
+                         "Value must be one of ('roles', 'users', 'everyone').")
+            elif parse.index(item) != index:
+                form.add((*path, "parse", index), "SET_TYPE_ALREADY_CONTAINS_VALUE", "The set already contains "
+                                                                                     f"{item!r}.")
+    for key in ("users", "roles"):
+        if not _present(mentions, key):
+            continue
+        ids = form.array((*path, key), mentions[key], max_len=100)
+        for index, item in enumerate(ids):
+            if not is_snowflake(item):
+                form.add((*path, key, index), "NUMBER_TYPE_COERCE", f"Value \"{item}\" is not snowflake.")
+        if ids and key in parse:
+            form.add(path, "MESSAGE_ALLOWED_MENTIONS_PARSE_EXCLUSIVE",
+                     f"parse:[\"{key}\"] and {key}: [ids...] are mutually exclusive.")
+    if "replied_user" in mentions and mentions["replied_user"] is not None:
+        form.boolean((*path, "replied_user"), mentions["replied_user"])
+
+
+def _components(form: Form, value: object, path: Path) -> None:
+    custom_ids: dict[str, Path] = {}
+    for row_index, item in enumerate(form.array(path, value, max_len=5)):
+        row_path = (*path, row_index)
+        row = form.model(row_path, item)
+        if row is None:
+            continue
+        if row.get("type") != 1:
+            form.add((*row_path, "type"), "COMPONENT_TYPE_INVALID",
+                     "Top-level components must be action rows (type 1).")
+            continue
+        children = form.array((*row_path, "components"), row.get("components"), min_len=1, max_len=5)
+        kinds = [child.get("type") for child in children if isinstance(child, dict)]
+        if any(kind in SELECT_TYPES for kind in kinds) and len(children) > 1:
+            form.add((*row_path, "components"), "COMPONENT_LAYOUT_WIDTH_EXCEEDED",
+                     "The specified component exceeds the maximum width (a select menu fills its row).")
+        for index, child in enumerate(children):
+            where = (*row_path, "components", index)
+            component = form.model(where, child)
+            if component is None:
+                continue
+            kind = component.get("type")
+            if kind == 2:
+                _button(form, component, where)
+            elif kind in SELECT_TYPES:
+                _select(form, component, where)
+            else:
+                form.add((*where, "type"), "COMPONENT_TYPE_INVALID",
+                         f"Component type {kind!r} is not valid in a message action row.")
+            custom_id = component.get("custom_id")
+            if isinstance(custom_id, str):
+                if custom_id in custom_ids:
+                    form.add((*where, "custom_id"), "COMPONENT_CUSTOM_ID_DUPLICATED",
+                             "Component custom id cannot be duplicated")
+                custom_ids[custom_id] = where
+
+
+_LINK_SCHEMES = ("http://", "https://", "discord://")
+
+
+def _button(form: Form, button: dict[str, Any], path: Path) -> None:
+    style = form.integer((*path, "style"), button.get("style"), 1, 6)
+    if _present(button, "label"):
+        form.string((*path, "label"), button["label"], max_len=80)
+    if "disabled" in button and button["disabled"] is not None:
+        form.boolean((*path, "disabled"), button["disabled"])
+    if style == 5:
+        url = form.required_string(button, path, "url", max_len=512)
+        if url is not None and not url.lower().startswith(_LINK_SCHEMES):
+            form.add((*path, "url"), "URL_TYPE_INVALID_SCHEME",
+                     "Scheme must be one of ('http', 'https', 'discord').")
+        if _present(button, "custom_id"):
+            form.add((*path, "custom_id"), "BUTTON_COMPONENT_CUSTOM_ID_NOT_ALLOWED",
+                     "A link button cannot have a custom id.")
+    elif style == 6:
+        if not _present(button, "sku_id"):
+            form.add((*path, "sku_id"), "BASE_TYPE_REQUIRED", "This field is required")
+        for key in ("custom_id", "url", "label"):
+            if _present(button, key):
+                form.add((*path, key), "BUTTON_COMPONENT_FIELD_NOT_ALLOWED", f"A premium button cannot have {key}.")
+    elif style is not None and 1 <= style <= 4:
+        form.required_string(button, path, "custom_id", max_len=100)
+        if _present(button, "url"):
+            form.add((*path, "url"), "BUTTON_COMPONENT_URL_NOT_ALLOWED", "Only link buttons (style 5) have a url.")
+
+
+def _select(form: Form, select: dict[str, Any], path: Path) -> None:
+    form.required_string(select, path, "custom_id", max_len=100)
+    if _present(select, "placeholder"):
+        form.string((*path, "placeholder"), select["placeholder"], max_len=150)
+    low = form.integer((*path, "min_values"), select["min_values"], 0, 25) if _present(select, "min_values") else 1
+    high = form.integer((*path, "max_values"), select["max_values"], 1, 25) if _present(select, "max_values") else 1
+    if low is not None and high is not None and low > high:
+        form.add((*path, "min_values"), "SELECT_COMPONENT_MIN_VALUES_TOO_LARGE",
+                 f"min_values ({low}) must be less than or equal to max_values ({high}).")
+    if select.get("type") != 3:
+        return
+    options = form.array((*path, "options"), select.get("options"), min_len=1, max_len=25)
+    if high is not None and options and high > len(options):
+        form.add((*path, "max_values"), "SELECT_COMPONENT_MAX_VALUES_TOO_LARGE",
+                 f"max_values must be less than or equal to the number of options ({len(options)}).")
+    values: set[str] = set()
+    for index, item in enumerate(options):
+        where = (*path, "options", index)
+        option = form.model(where, item)
+        if option is None:
+            continue
+        form.required_string(option, where, "label", max_len=100)
+        value = form.required_string(option, where, "value", max_len=100)
+        if _present(option, "description"):
+            form.string((*where, "description"), option["description"], max_len=100)
+        if value is not None:
+            if value in values:
+                form.add((*where, "value"), "SELECT_COMPONENT_OPTION_VALUE_DUPLICATED",
+                         "Select component option values must be unique.")
+            values.add(value)
+
+
+# ---- mentions -------------------------------------------------------------------------------------
+_USER_MENTION = re.compile(r"<@!?(\d{1,20})>")
+_ROLE_MENTION = re.compile(r"<@&(\d{1,20})>")
+_EVERYONE = re.compile(r"@(?:everyone|here)")
+
+
+@dataclass
+class Mentions:
+    """Who a message pings: user ids, role ids, and whether @everyone/@here does."""
+
+    users: list[str] = field(default_factory=list)
+    roles: list[str] = field(default_factory=list)
+    everyone: bool = False
+
+
+def compute_mentions(content: str, allowed: dict[str, Any] | None, *, known_user: Callable[[str], bool],
+                     guild_roles: Container[str] | None, replied_user_id: str | None = None) -> Mentions:
+    """Who `content` pings under `allowed` (allowed_mentions), as Discord computes it.
+
+    Without allowed_mentions everything written pings (<@id>, <@!id>, <@&id>, @everyone, @here) and a reply
+    pings the replied-to author; with it, only what it permits (a reply pings only with replied_user). Embeds
+    never ping. Worst case on purpose: the bot is treated as allowed to mention every role and @everyone (as
+    with Administrator), and a mention in a code block or after a backslash still counts, so a test catches a
+    bot that relies on anything but allowed_mentions. `guild_roles` is None in DMs (no roles, no @everyone).
+    """
+    parse = set(allowed.get("parse") or []) if allowed is not None else {"users", "roles", "everyone"}
+    allowed_users = {str(u) for u in (allowed or {}).get("users") or []}
+    allowed_roles = {str(r) for r in (allowed or {}).get("roles") or []}
+    result = Mentions()
+    for user_id in _USER_MENTION.findall(content):
+        if (("users" in parse or user_id in allowed_users) and known_user(user_id)
+                and user_id not in result.users):
+            result.users.append(user_id)
+    replied = bool(allowed.get("replied_user")) if allowed is not None else True
+    if replied_user_id is not None and replied and replied_user_id not in result.users:
+        result.users.append(replied_user_id)
+    if guild_roles is None:
+        return result
+    for role_id in _ROLE_MENTION.findall(content):
+        if (("roles" in parse or role_id in allowed_roles) and role_id in guild_roles
+                and role_id not in result.roles):
+            result.roles.append(role_id)
+    result.everyone = "everyone" in parse and bool(_EVERYONE.search(content))
+    return result
+
+
+# ---- interaction callbacks ---------------------------------------------------------------------------
+def check_callback(body: object, *, interaction_type: int, focused_type: int | None = None) -> None:
+    """An interaction response: its type must suit the interaction, and its data the type."""
+    form = Form()
+    callback = form.model((), body)
+    if callback is None:
+        form.raise_if_any()
+        return
+    kind = callback.get("type")
+    if kind not in CALLBACK_TYPES or isinstance(kind, bool):
+        form.add(("type",), "BASE_TYPE_CHOICES", f"Value must be one of {CALLBACK_TYPES}.")
+    elif kind not in CALLBACKS_FOR.get(interaction_type, set()):
+        form.add(("type",), "INTERACTION_CALLBACK_TYPE_INVALID",
+                 f"Callback type {kind} is not valid for an interaction of type {interaction_type} "
+                 f"(valid: {sorted(CALLBACKS_FOR.get(interaction_type, set()))}).")
+    data = callback.get("data")
+    if kind in (4, 7, 5) and data is not None and (message := form.model(("data",), data)) is not None:
+        message_form(form, message, ("data",))
+    elif kind == 8:
+        _autocomplete_result(form, data, focused_type)
+    elif kind == 9:
+        _modal(form, data)
+    form.raise_if_any()
+
+
+def focused_type(payload: dict[str, Any]) -> int | None:
+    """The option type of the focused option of an autocomplete INTERACTION_CREATE (None when none is)."""
+    stack = list((payload.get("data") or {}).get("options") or [])
+    while stack:
+        option = stack.pop()
+        if option.get("focused"):
+            return int(option["type"])
+        stack.extend(option.get("options") or [])
+    return None
+
+
+def _autocomplete_result(form: Form, value: object, focused_type: int | None) -> None:
+    data = form.model(("data",), value)
+    if data is None:
+        return
+    path: Path = ("data", "choices")
+    for index, item in enumerate(form.array(path, data.get("choices"), max_len=25)):
+        where = (*path, index)
+        choice = form.model(where, item)
+        if choice is None:
+            continue
+        form.required_string(choice, where, "name", max_len=100)
+        _localizations(form, choice.get("name_localizations"), (*where, "name_localizations"),
+                       lambda p, v: form.string(p, v, min_len=1, max_len=100))
+        _choice_value(form, choice, where, focused_type if focused_type is not None else STRING)
+
+
+def _choice_value(form: Form, choice: dict[str, Any], where: Path, option_type: int) -> None:
+    """A choice value of the option's type: a string of at most 100 characters, an integer or a number."""
+    value = choice.get("value")
+    path = (*where, "value")
+    if value is None:
+        form.add(path, "BASE_TYPE_REQUIRED", "This field is required")
+    elif option_type == STRING:
+        form.string(path, value, max_len=100)
+    elif option_type == INTEGER:
+        form.integer(path, value, -(MAX_SAFE_INTEGER - 1), MAX_SAFE_INTEGER - 1)
+    elif isinstance(value, bool) or not isinstance(value, int | float):
+        form.add(path, "NUMBER_TYPE_COERCE", f"Value \"{value}\" is not a valid number.")
+    elif not -MAX_SAFE_INTEGER <= value <= MAX_SAFE_INTEGER:
+        form.add(path, "NUMBER_TYPE_MAX", f"Value must be between {-MAX_SAFE_INTEGER} and {MAX_SAFE_INTEGER}.")
+
+
+def _modal(form: Form, value: object) -> None:
+    data = form.model(("data",), value)
+    if data is None:
+        return
+    form.required_string(data, ("data",), "custom_id", max_len=100)
+    form.required_string(data, ("data",), "title", max_len=45)
+    for index, item in enumerate(form.array(("data", "components"), data.get("components"), min_len=1,
+                                            max_len=5)):
+        component = form.model(("data", "components", index), item)
+        if component is not None and component.get("type") not in (1, 10, 18):
+            form.add(("data", "components", index, "type"), "COMPONENT_TYPE_INVALID",
+                     "Modal components must be action rows, labels or text displays.")
+
+
+# ---- command definitions ----------------------------------------------------------------------------
+def valid_chat_input_name(name: str) -> bool:
+    """^[-_'\\p{L}\\p{N}\\p{sc=Deva}\\p{sc=Thai}]{1,32}$, lowercase wherever a lowercase form exists."""
+    if not 1 <= len(name) <= 32:
+        return False
+    for char in name:
+        if char.lower() != char:
+            return False
+        if char in "-_'" or unicodedata.category(char)[0] in "LN":
+            continue
+        point = ord(char)
+        if 0x0900 <= point <= 0x097F or 0xA8E0 <= point <= 0xA8FF or 0x0E00 <= point <= 0x0E7F:
+            continue  # Devanagari and Thai, including their combining vowel signs
+        return False
+    return True
+
+
+def _chat_input_name(form: Form, path: Path, value: object) -> None:
+    if value is None:
+        form.add(path, "BASE_TYPE_REQUIRED", "This field is required")
+    elif not isinstance(value, str):
+        form.add(path, "BASE_TYPE_STRING", "Must be a string.")
+    elif not valid_chat_input_name(value):
+        form.add(path, "APPLICATION_COMMAND_INVALID_NAME",
+                 f"Command name {value!r} is invalid: 1-32 lowercase letters, digits, - _ ' (no spaces).")
+
+
+def _localizations(form: Form, value: object, path: Path, check: Callable[[Path, object], object]) -> None:
+    if value is None:
+        return
+    table = form.model(path, value)
+    for locale, text in (table or {}).items():
+        if locale not in LOCALES:
+            form.add((*path, locale), "LOCALE_INVALID", f"Invalid locale {locale!r}.")
+        else:
+            check((*path, locale), text)
+
+
+def check_commands(commands: object) -> None:
+    """A bulk overwrite (PUT .../commands): the whole list as Discord would accept it, or 400 50035."""
+    form = Form()
+    if not isinstance(commands, list):
+        form.add((), "LIST_TYPE_CONVERT", "Only iterables may be used in a ListType")
+        form.raise_if_any()
+        return
+    seen: dict[tuple[int, str], int] = {}
+    counts = dict.fromkeys(COMMAND_LIMITS, 0)
+    for index, item in enumerate(commands):
+        command = form.model((index,), item)
+        if command is None:
+            continue
+        kind = command.get("type", 1)
+        if kind not in COMMAND_LIMITS or isinstance(kind, bool):
+            form.add((index, "type"), "BASE_TYPE_CHOICES", "Value must be one of (1, 2, 3).")
+            continue
+        counts[kind] += 1
+        _command(form, command, (index,), kind)
+        name = command.get("name")
+        if isinstance(name, str):
+            if (kind, name) in seen:
+                form.add((index, "name"), "APPLICATION_COMMANDS_DUPLICATE_NAME",
+                         f"Application command names must be unique per type: {name!r} is also command "
+                         f"{seen[(kind, name)]}.")
+            seen.setdefault((kind, name), index)
+    for kind, limit in COMMAND_LIMITS.items():
+        if counts[kind] > limit:
+            form.add((), "APPLICATION_COMMANDS_TOO_MANY",
+                     f"Maximum number of {COMMAND_TYPE_NAMES[kind]} commands reached ({limit}).")
+    form.raise_if_any()
+
+
+def _command(form: Form, command: dict[str, Any], path: Path, kind: int) -> None:
+    if kind == 1:
+        _chat_input_name(form, (*path, "name"), command.get("name"))
+        _localizations(form, command.get("name_localizations"), (*path, "name_localizations"),
+                       lambda p, v: _chat_input_name(form, p, v))
+        form.required_string(command, path, "description", max_len=100)
+        _localizations(form, command.get("description_localizations"), (*path, "description_localizations"),
+                       lambda p, v: form.string(p, v, min_len=1, max_len=100))
+        if _present(command, "options"):
+            _options(form, command["options"], (*path, "options"), parent=None)
+    else:
+        form.required_string(command, path, "name", max_len=32)
+        _localizations(form, command.get("name_localizations"), (*path, "name_localizations"),
+                       lambda p, v: form.string(p, v, min_len=1, max_len=32))
+
+        def empty_only(at: Path, text: object) -> None:
+            if text != "":
+                form.add(at, "APPLICATION_COMMAND_DESCRIPTION_NOT_EMPTY",
+                         "USER and MESSAGE commands must have an empty description.")
+
+        if command.get("description") is not None:
+            empty_only((*path, "description"), command["description"])
+        _localizations(form, command.get("description_localizations"), (*path, "description_localizations"),
+                       empty_only)
+        if command.get("options"):
+            form.add((*path, "options"), "APPLICATION_COMMAND_OPTIONS_NOT_ALLOWED",
+                     "Only CHAT_INPUT commands can have options.")
+    permissions = command.get("default_member_permissions")
+    # Discord documents a string; it also accepts an integer (discord.py sends one).
+    if permissions is not None and not (
+            (isinstance(permissions, str) and permissions.isascii() and permissions.isdigit())
+            or (isinstance(permissions, int) and not isinstance(permissions, bool) and permissions >= 0)):
+        form.add((*path, "default_member_permissions"), "PERMISSIONS_INVALID",
+                 "Must be null or a permission bit set as a string of digits.")
+    for key in ("dm_permission", "nsfw"):
+        if command.get(key) is not None:
+            form.boolean((*path, key), command[key])
+    for key, allowed in (("contexts", (0, 1, 2)), ("integration_types", (0, 1))):
+        if command.get(key) is not None:
+            for position, value in enumerate(form.array((*path, key), command[key], max_len=len(allowed))):
+                if value not in allowed or isinstance(value, bool):
+                    form.add((*path, key, position), "BASE_TYPE_CHOICES", f"Value must be one of {allowed}.")
+
+
+def _options(form: Form, value: object, path: Path, *, parent: int | None) -> None:
+    """One level of options: at most 25, unique names, required first, subcommands never mixed with values."""
+    options = form.array(path, value, max_len=25)
+    names: set[str] = set()
+    seen_optional = False
+    kinds: list[int] = []
+    for index, item in enumerate(options):
+        where = (*path, index)
+        option = form.model(where, item)
+        if option is None:
+            continue
+        kind = option.get("type")
+        if isinstance(kind, bool) or kind not in range(1, 12):
+            form.add((*where, "type"), "BASE_TYPE_CHOICES", "Value must be one of (1, 2, ..., 11).")
+            continue
+        kinds.append(kind)
+        name = option.get("name")
+        _chat_input_name(form, (*where, "name"), name)
+        if isinstance(name, str):
+            if name in names:
+                form.add((*where, "name"), "APPLICATION_COMMAND_OPTIONS_DUPLICATE_NAME",
+                         f"Option names must be unique within their level: {name!r} repeats.")
+            names.add(name)
+        _option(form, option, where, kind)
+        if kind in (SUB_COMMAND, SUB_COMMAND_GROUP):
+            continue
+        if option.get("required"):
+            if seen_optional:
+                form.add(path, "APPLICATION_COMMAND_OPTIONS_REQUIRED_INVALID",
+                         "Required options must be placed before non-required options")
+        else:
+            seen_optional = True
+    nesting = [k for k in kinds if k in (SUB_COMMAND, SUB_COMMAND_GROUP)]
+    if nesting and len(nesting) != len(kinds):
+        form.add(path, "APPLICATION_COMMAND_OPTIONS_TYPE_INVALID",
+                 "Sub-command and sub-command group option types are mutually exclusive to all other types")
+    if parent == SUB_COMMAND_GROUP and any(k != SUB_COMMAND for k in kinds):
+        form.add(path, "APPLICATION_COMMAND_OPTIONS_TYPE_INVALID", "A sub-command group contains only sub-commands.")
+    if parent == SUB_COMMAND and nesting:
+        form.add(path, "APPLICATION_COMMAND_OPTIONS_TYPE_INVALID",
+                 "A sub-command cannot contain sub-commands or groups.")
+
+
+def _option(form: Form, option: dict[str, Any], where: Path, kind: int) -> None:
+    _localizations(form, option.get("name_localizations"), (*where, "name_localizations"),
+                   lambda p, v: _chat_input_name(form, p, v))
+    form.required_string(option, where, "description", max_len=100)
+    _localizations(form, option.get("description_localizations"), (*where, "description_localizations"),
+                   lambda p, v: form.string(p, v, min_len=1, max_len=100))
+    for key in ("required", "autocomplete"):
+        if option.get(key) is not None:
+            form.boolean((*where, key), option[key])
+    if kind in (SUB_COMMAND, SUB_COMMAND_GROUP):
+        if _present(option, "options"):
+            _options(form, option["options"], (*where, "options"), parent=kind)
+    elif option.get("options"):
+        form.add((*where, "options"), "APPLICATION_COMMAND_OPTION_FIELD_NOT_ALLOWED",
+                 "Only sub-commands and groups have options.")
+
+    def only_on(key: str, types: tuple[int, ...], label: str) -> bool:
+        if option.get(key) is None or option.get(key) is False:  # autocomplete: false is as good as absent
+            return False
+        if kind not in types:
+            form.add((*where, key), "APPLICATION_COMMAND_OPTION_FIELD_NOT_ALLOWED", f"{key} is only valid on {label}.")
+            return False
+        return True
+
+    if only_on("choices", (STRING, INTEGER, NUMBER), "STRING, INTEGER and NUMBER options"):
+        choices = form.array((*where, "choices"), option["choices"], max_len=25)
+        if choices and option.get("autocomplete"):
+            form.add((*where, "autocomplete"), "APPLICATION_COMMAND_OPTION_CHOICES_AUTOCOMPLETE",
+                     "Autocomplete cannot be enabled on an option with choices.")
+        for index, item in enumerate(choices):
+            at = (*where, "choices", index)
+            choice = form.model(at, item)
+            if choice is None:
+                continue
+            form.required_string(choice, at, "name", max_len=100)
+            _localizations(form, choice.get("name_localizations"), (*at, "name_localizations"),
+                           lambda p, v: form.string(p, v, min_len=1, max_len=100))
+            _choice_value(form, choice, at, kind)
+    only_on("autocomplete", (STRING, INTEGER, NUMBER), "STRING, INTEGER and NUMBER options")
+    bounds: list[float] = []
+    for key in ("min_value", "max_value"):
+        if only_on(key, (INTEGER, NUMBER), "INTEGER and NUMBER options"):
+            bound = option[key]
+            if kind == INTEGER:
+                checked = form.integer((*where, key), bound, -(MAX_SAFE_INTEGER - 1), MAX_SAFE_INTEGER - 1)
+            elif isinstance(bound, bool) or not isinstance(bound, int | float):
+                form.add((*where, key), "NUMBER_TYPE_COERCE", f"Value \"{bound}\" is not a valid number.")
+                checked = None
+            else:
+                checked = bound
+            if checked is not None:
+                bounds.append(checked)
+    if len(bounds) == 2 and bounds[0] > bounds[1]:
+        form.add((*where, "min_value"), "NUMBER_TYPE_MAX", "min_value must be less than or equal to max_value.")
+    lengths: list[int] = []
+    for key, low in (("min_length", 0), ("max_length", 1)):
+        if only_on(key, (STRING,), "STRING options"):
+            checked_len = form.integer((*where, key), option[key], low, 6000)
+            if checked_len is not None:
+                lengths.append(checked_len)
+    if len(lengths) == 2 and lengths[0] > lengths[1]:
+        form.add((*where, "min_length"), "NUMBER_TYPE_MAX", "min_length must be less than or equal to max_length.")
+    only_on("channel_types", (CHANNEL,), "CHANNEL options")
