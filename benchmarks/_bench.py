@@ -26,6 +26,7 @@ if str(ROOT) not in sys.path:
 
 from sandbox.fake_discord import FakeDiscord  # noqa: E402
 from sandbox.fake_evolink import FakeEvolink, FakeTask  # noqa: E402
+from storage import ACTIVE_STATUSES  # noqa: E402
 
 UNLIMITED_ENV = {f"DEFAULT_{name.upper()}": "" for name in
                  ("user_daily_jobs", "user_concurrent_jobs", "user_monthly_credits",
@@ -184,12 +185,12 @@ class BenchEvolink(FakeEvolink):
         super()._on_created(task)
 
     def _completion_moment(self, task: FakeTask) -> float | None:
-        if self.never_complete or task.manual or task.status not in ("pending", "processing"):
+        if self.never_complete or task.manual or task.status not in ACTIVE_STATUSES:
             return None
         return task.created_at + self._duration_of(task)
 
     def _auto_advance(self, task: FakeTask) -> None:
-        if task.manual or task.status not in ("pending", "processing"):
+        if task.manual or task.status not in ACTIVE_STATUSES:
             return
         duration = self._duration_of(task)
         elapsed = time.monotonic() - task.created_at

@@ -23,16 +23,17 @@ from urllib.parse import quote, urlsplit
 
 import aiohttp
 
+from storage import ACTIVE_STATUSES, UPSTREAM_FINAL_STATUSES
+
 # fmt: off
-__all__ = ["FINAL_STATUSES", "KNOWN_STATUSES", "MODEL", "ErrorKind", "EvolinkClient", "EvolinkError",
+__all__ = ["KNOWN_STATUSES", "MODEL", "ErrorKind", "EvolinkClient", "EvolinkError",
            "TaskSnapshot", "parse_retry_after", "parse_task"]
 # fmt: on
 
 log = logging.getLogger("bot.evolink")
 
 MODEL = "topaz-video-upscale"
-FINAL_STATUSES = frozenset({"completed", "failed", "cancelled"})
-KNOWN_STATUSES = frozenset({"pending", "processing", "completed", "failed", "cancelled"})
+KNOWN_STATUSES = frozenset((*ACTIVE_STATUSES, *UPSTREAM_FINAL_STATUSES))  # the statuses the docs list
 SCALES = frozenset({1, 2, 4})
 
 TASK_ID_RE = re.compile(r"[A-Za-z0-9._:-]{1,200}")  # always used with fullmatch (no trailing newline)
@@ -145,7 +146,7 @@ class TaskSnapshot:
 
     @property
     def final(self) -> bool:
-        return self.status in FINAL_STATUSES
+        return self.status in UPSTREAM_FINAL_STATUSES
 
 
 def _number(value: object, *, minimum: float | None = 0.0) -> float | None:

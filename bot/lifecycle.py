@@ -2,24 +2,18 @@
 
 from __future__ import annotations
 
-from storage import ACTIVE_STATUSES, FINAL_STATUSES
+from storage import ACTIVE_STATUSES, FINAL_STATUSES, UPSTREAM_FINAL_STATUSES
 
 # Which of our statuses may follow which. `submitting` ends in `failed` when the POST fails or the process
 # died mid-POST; an upstream task may jump straight to a final status between two polls.
 TRANSITIONS: dict[str, frozenset[str]] = {
-    "submitting": frozenset({"pending", "processing", "completed", "failed", "cancelled"}),
-    "pending": frozenset({"pending", "processing", *FINAL_STATUSES}),
+    "submitting": frozenset({*ACTIVE_STATUSES, *UPSTREAM_FINAL_STATUSES}),
+    "pending": frozenset({*ACTIVE_STATUSES, *FINAL_STATUSES}),
     "processing": frozenset({"processing", *FINAL_STATUSES}),
     **{status: frozenset() for status in FINAL_STATUSES},
 }
 
-_UPSTREAM_TO_OURS = {
-    "pending": "pending",
-    "processing": "processing",
-    "completed": "completed",
-    "failed": "failed",
-    "cancelled": "cancelled",
-}
+_UPSTREAM_TO_OURS = {status: status for status in (*ACTIVE_STATUSES, *UPSTREAM_FINAL_STATUSES)}
 
 
 def can_move(current: str, new: str) -> bool:

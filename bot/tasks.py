@@ -12,7 +12,7 @@ from bot.lifecycle import next_status, poll_delay
 from bot.messages import submission_error
 from bot.quota import QuotaService
 from bot.validation import VideoSource
-from storage import NewTask, Storage, TaskRecord
+from storage import UPSTREAM_FINAL_STATUSES, NewTask, Storage, TaskRecord
 
 log = logging.getLogger(__name__)
 
@@ -199,7 +199,7 @@ class TaskService:
             changes["progress"] = 100 if status == "completed" else snapshot.progress
         if snapshot.estimated_time is not None:
             changes["estimated_time"] = snapshot.estimated_time
-        if status in ("completed", "failed", "cancelled"):
+        if status in UPSTREAM_FINAL_STATUSES:
             changes.update({
                 "finished_at": now,
                 "result_url": snapshot.result_url if status == "completed" else None,

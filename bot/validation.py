@@ -25,6 +25,7 @@ __all__ = [
     "AttachmentInfo",
     "InputError",
     "VideoSource",
+    "is_public_host",
     "resolve_source",
     "validate_attachment",
     "validate_scale",
@@ -205,6 +206,19 @@ def _check_name_host(host: str) -> None:
         raise InputError("That link points to a local/internal network name — use a public link.")
     if len(labels) < 2:
         raise InputError("That link's website name is incomplete — use a full domain name like example.com.")
+
+
+def is_public_host(host: str) -> bool:
+    """True for a public DNS name or a globally routable IP address, as URL parsing gives it (IPv6 without
+    brackets). The one check of "may the provider be sent here": members' video links and CALLBACK_URL."""
+    try:
+        if ":" in host:
+            _check_ipv6_host(host)
+        else:
+            _check_name_host(host)
+    except (InputError, ValueError, UnicodeError):
+        return False
+    return True
 
 
 def _check_netloc(netloc: str) -> str:

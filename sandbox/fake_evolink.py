@@ -23,6 +23,7 @@ from urllib.parse import urlsplit
 from aiohttp import web
 
 from sandbox.fake_evolink_callbacks import CallbackMixin, RecordedCallback, callback_url_problem
+from storage import ACTIVE_STATUSES
 
 __all__ = ["FakeEvolink", "FakeTask", "RecordedCallback", "RecordedRequest"]
 
@@ -379,14 +380,14 @@ class FakeEvolink(CallbackMixin):
             "progress": task.progress,
             "status": task.status,
             "type": "video",
-            "task_info": {"can_cancel": task.status in ("pending", "processing")},
+            "task_info": {"can_cancel": task.status in ACTIVE_STATUSES},
             "usage": {
                 "billing_rule": "per_second",
                 "credits_reserved": task.credits_reserved,
                 "user_group": "default",
             },
         }
-        if task.status in ("pending", "processing"):
+        if task.status in ACTIVE_STATUSES:
             body["task_info"].update(estimated_time=self.estimated_time, video_duration=0)
         if task.status == "completed":
             if task.result_shape == "result_data":
@@ -403,7 +404,7 @@ class FakeEvolink(CallbackMixin):
 
     def _auto_advance(self, task: FakeTask) -> None:
         after = self.auto_complete_after
-        if after is None or task.manual or task.status not in ("pending", "processing"):
+        if after is None or task.manual or task.status not in ACTIVE_STATUSES:
             return
         elapsed = time.monotonic() - task.created_at
         if elapsed >= after:

@@ -17,10 +17,8 @@ from __future__ import annotations
 
 import asyncio
 import heapq
-import ipaddress
 import json
 import math
-import socket
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -29,12 +27,14 @@ from urllib.parse import urlsplit
 
 import aiohttp
 
+from bot.validation import is_public_host
+from storage import ACTIVE_STATUSES, UPSTREAM_FINAL_STATUSES
+
 if TYPE_CHECKING:
     from sandbox.fake_evolink import FakeTask
 
 MAX_CALLBACK_URL = 2048
-FINAL_STATUSES = frozenset({"completed", "failed", "cancelled", "canceled"})
-RUNNING_STATUSES = ("pending", "processing")
+FINAL_STATUSES = frozenset({*UPSTREAM_FINAL_STATUSES, "canceled"})  # the provider spells it both ways
 _JSON_HEADERS = {"Content-Type": "application/json"}
 
 
@@ -71,20 +71,9 @@ def callback_url_problem(url: object) -> str | None:
 
 
 def is_internal_host(host: str) -> bool:
-    """localhost, or a literal IP that is not global (loopback, private, link-local, unspecified, ...)."""
-    name = host.lower().rstrip(".")
-    if name == "localhost" or name.endswith(".localhost"):
-        return True
-    try:
-        address: ipaddress.IPv4Address | ipaddress.IPv6Address = ipaddress.ip_address(name)
-    except ValueError:
-        try:  # the short IPv4 spellings resolvers accept: 127.1, 2130706433, 0x7f.0.0.1
-            address = ipaddress.IPv4Address(socket.inet_aton(name))
-        except (OSError, ValueError, UnicodeError):
-            return False
-    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
-        address = address.ipv4_mapped
-    return not address.is_global
+    """Not a public name or address (localhost, private, loopback, link-local, numeric disguises): the bot's
+    own check, so the fake refuses exactly what the bot's settings check promises Evolink would refuse."""
+    return not is_public_host(host)
 
 
 # --- completion timers -------------------------------------------------------------------------------------
@@ -334,7 +323,7 @@ class CallbackMixin:
     def _completion_moment(self, task: FakeTask) -> float | None:
         """The monotonic moment the task completes by itself, or None (never, or a test drives it)."""
         after = self.auto_complete_after
-        if after is None or task.manual or task.status not in RUNNING_STATUSES:
+        if after is None or task.manual or task.status not in ACTIVE_STATUSES:
             return None
         return task.created_at + after
 
@@ -348,10 +337,10 @@ class CallbackMixin:
     def _timers_due(self, task_ids: list[str]) -> None:
         for task_id in task_ids:
             task = self.tasks.get(task_id)
-            if task is None or task.manual or task.status not in RUNNING_STATUSES:
+            if task is None or task.manual or task.status not in ACTIVE_STATUSES:
                 continue  # a test took it over, or a query already advanced it (and fired)
             self._auto_advance(task)
-            if task.status in RUNNING_STATUSES:  # the timer went off a hair early
+            if task.status in ACTIVE_STATUSES:  # the timer went off a hair early
                 moment = self._completion_moment(task)
                 if moment is not None:
                     self._timers.add(max(moment, time.monotonic() + 0.001), task_id)

@@ -6,8 +6,11 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, fields
 from typing import Any, Protocol
 
+# Task statuses, defined once: running upstream; ended as the provider reports it; ended on any account
+# (`expired` is ours: the provider no longer knows the task).
 ACTIVE_STATUSES = ("pending", "processing")
-FINAL_STATUSES = ("completed", "failed", "cancelled", "expired")
+UPSTREAM_FINAL_STATUSES = ("completed", "failed", "cancelled")
+FINAL_STATUSES = (*UPSTREAM_FINAL_STATUSES, "expired")
 
 
 @dataclass(slots=True)
