@@ -14,6 +14,7 @@ from collections.abc import Callable
 import discord
 
 from bot.evolink import ErrorKind, EvolinkError
+from bot.text import clip
 
 log = logging.getLogger(__name__)
 
@@ -45,7 +46,8 @@ class OperatorAlerts:
         if self._last_sent is not None and now - self._last_sent < self.interval:
             return
         self._last_sent = now
-        text = f"⚠️ **upscale bot needs its operator**: {_WHAT_TO_DO[error.kind]}\nUpstream said: {str(error)[:300]}"
+        text = (f"⚠️ **upscale bot needs its operator**: {_WHAT_TO_DO[error.kind]}\n"
+                f"Upstream said: {clip(str(error), 300)}")
         task = asyncio.create_task(self._post(text))
         self._pending.add(task)
         task.add_done_callback(self._pending.discard)

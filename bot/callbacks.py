@@ -13,6 +13,7 @@ import time
 from aiohttp import web
 
 from bot.config import ConfigError
+from bot.numbers import whole_number
 from bot.tasks import TaskService
 
 log = logging.getLogger(__name__)
@@ -55,10 +56,11 @@ class CallbackReceiver:
     async def _handle(self, request: web.Request) -> web.Response:
         parts = [part for part in request.path.split("/") if part]
         number, token = (parts[-2], parts[-1]) if len(parts) >= 2 else ("", "")
-        if not (number.isascii() and number.isdigit() and len(number) <= 18 and 0 < len(token) <= 64):
+        task_id = whole_number(number)
+        if task_id is None or not 0 < len(token) <= 64:
             return self._reject("a malformed path")
         try:
-            known = await self.tasks.hint(int(number), token)
+            known = await self.tasks.hint(task_id, token)
         except Exception:
             log.exception("callback for task %s could not be handled; the safety-net poll will catch it", number)
             return web.Response(status=503)  # Evolink retries

@@ -23,6 +23,8 @@ from urllib.parse import quote, urlsplit
 
 import aiohttp
 
+from bot.numbers import finite_number
+from bot.text import one_line
 from storage import ACTIVE_STATUSES, UPSTREAM_FINAL_STATUSES
 
 # fmt: off
@@ -77,12 +79,6 @@ _STATUS_KINDS = {
 }
 
 
-def _clip(text: str, limit: int = _MAX_MESSAGE) -> str:
-    """Keep messages one short line: they end up in logs and Discord replies."""
-    text = " ".join(text.split())
-    return text if len(text) <= limit else text[: limit - 1] + "…"
-
-
 class EvolinkError(Exception):
     """One failed Evolink call; never carries the API key (the client redacts before raising)."""
 
@@ -99,7 +95,7 @@ class EvolinkError(Exception):
         self.kind = ErrorKind(kind)
         self.status = status
         self.code = code
-        self.message = _clip(message or f"Evolink error ({self.kind})")
+        self.message = one_line(message or f"Evolink error ({self.kind})", _MAX_MESSAGE)
         self.retry_after = retry_after
         self.request_id = request_id
         super().__init__(self.message)
@@ -149,19 +145,6 @@ class TaskSnapshot:
         return self.status in UPSTREAM_FINAL_STATUSES
 
 
-def _number(value: object, *, minimum: float | None = 0.0) -> float | None:
-    """A finite real number (bool is not one), else None."""
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        return None
-    try:
-        number = float(value)
-    except OverflowError:  # an int too large for a float
-        return None
-    if not math.isfinite(number) or (minimum is not None and number < minimum):
-        return None
-    return number
-
-
 def _dict(value: object) -> dict[str, Any]:
     return value if isinstance(value, dict) else {}
 
@@ -209,7 +192,7 @@ def _code(value: object) -> str | None:
     if isinstance(value, int):
         return str(value)
     if isinstance(value, str) and value.strip():
-        return _clip(value.strip(), 100)
+        return one_line(value, 100)
     return None
 
 
@@ -226,22 +209,22 @@ def _parse_task(data: object) -> TaskSnapshot:
     if status == "canceled":
         status = "cancelled"
 
-    progress_num = _number(data.get("progress"), minimum=None)
+    progress_num = finite_number(data.get("progress"), minimum=None)
     progress = None if progress_num is None else int(min(100.0, max(0.0, progress_num)))
     usage = _dict(data.get("usage"))
-    credits_used = _number(usage.get("credits_used"))
+    credits_used = finite_number(usage.get("credits_used"), minimum=0.0)
     if credits_used is None:
-        credits_used = _number(_dict(usage.get("cost")).get("credits"))
-    created_num = _number(data.get("created"))
+        credits_used = finite_number(_dict(usage.get("cost")).get("credits"), minimum=0.0)
+    created_num = finite_number(data.get("created"), minimum=0.0)
 
     error = data.get("error")
     error_code = error_message = None
     if isinstance(error, dict):
         error_code = _code(error.get("code"))
         msg = error.get("message")
-        error_message = _clip(msg) if isinstance(msg, str) and msg.strip() else None
+        error_message = one_line(msg, _MAX_MESSAGE) if isinstance(msg, str) and msg.strip() else None
     elif isinstance(error, str) and error.strip():
-        error_message = _clip(error)
+        error_message = one_line(error, _MAX_MESSAGE)
 
     result_url = _result_url(data)
     if status == "completed" and result_url is None:
@@ -252,8 +235,8 @@ def _parse_task(data: object) -> TaskSnapshot:
         task_id=task_id,
         status=status,
         progress=progress,
-        estimated_time=_number(_dict(data.get("task_info")).get("estimated_time")),
-        credits_reserved=_number(usage.get("credits_reserved")),
+        estimated_time=finite_number(_dict(data.get("task_info")).get("estimated_time"), minimum=0.0),
+        credits_reserved=finite_number(usage.get("credits_reserved"), minimum=0.0),
         credits_used=credits_used,
         result_url=result_url,
         error_code=error_code,
@@ -355,7 +338,7 @@ class EvolinkClient:
         data = await self._with_retries(lambda: self._call("GET", "/v1/credits"))
         if not isinstance(data, dict):
             raise EvolinkError(ErrorKind.MALFORMED, "credits answer is not an object")
-        return _number(_dict(_dict(data.get("data")).get("token")).get("remaining_credits"), minimum=None)
+        return finite_number(_dict(_dict(data.get("data")).get("token")).get("remaining_credits"), minimum=None)
 
     async def _with_retries(self, call: Callable[[], Awaitable[object]]) -> object:
         for attempt in range(1, self._attempts + 1):
@@ -411,7 +394,7 @@ class EvolinkClient:
         log.debug("%s %s -> %d in %.0f ms", method, path, status, (time.monotonic() - started) * 1000)
 
         request_id = resp_headers.get("x-request-id")
-        request_id = _clip(self._redact(request_id), 100) if request_id else None
+        request_id = one_line(self._redact(request_id), 100) if request_id else None
         try:
             data: object = json.loads(raw.decode("utf-8"))
         except (UnicodeDecodeError, ValueError):

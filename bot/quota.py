@@ -13,6 +13,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from bot.config import LIMIT_NAMES, MAX_LIMIT_VALUE
+from bot.text import clip
 from bot.validation import InputError
 from storage import NewTask, QuotaUsage, Storage, TaskRecord
 
@@ -195,6 +196,6 @@ class QuotaService:
 
 def _check_limit(name: str, value: int | None, allowed: tuple[str, ...]) -> None:
     if name not in allowed:
-        raise InputError(f"`{name[:40]}` is not one of: {', '.join(allowed)}.")
+        raise InputError(f"`{clip(name, 40)}` is not one of: {', '.join(allowed)}.")
     if value is not None and not 0 <= value <= MAX_LIMIT_VALUE:
         raise InputError(f"A limit must be a whole number from 0 to {MAX_LIMIT_VALUE:,}.")

@@ -10,7 +10,9 @@ from collections.abc import Callable
 from bot.evolink import ErrorKind, EvolinkClient, EvolinkError, TaskSnapshot
 from bot.lifecycle import next_status, poll_delay
 from bot.messages import submission_error
+from bot.numbers import whole_number
 from bot.quota import QuotaService
+from bot.text import clip
 from bot.validation import VideoSource
 from storage import UPSTREAM_FINAL_STATUSES, NewTask, Storage, TaskRecord
 
@@ -73,7 +75,7 @@ class TaskService:
         (the member was answered in the interaction, or cannot be)."""
         now = self.clock()
         await self.storage.update_task(task.id, {
-            "status": "failed", "error_code": error_code, "error_message": message[:300], "finished_at": now,
+            "status": "failed", "error_code": error_code, "error_message": clip(message, 300), "finished_at": now,
             "notified_at": now, "card_state": "final", "dm_state": "skipped", "channel_state": "skipped",
             "quota_state": "released",
         }, {"status": "submitting"})
@@ -237,7 +239,7 @@ class TaskService:
         """Move a task to a final status and make it due at once, so the poller tells the member."""
         now = self.clock()
         return await self.storage.update_task(task.id, {
-            "status": status, "error_code": error_code, "error_message": message[:300], "finished_at": now,
+            "status": status, "error_code": error_code, "error_message": clip(message, 300), "finished_at": now,
             "next_poll_at": now, **extra,
         }, {"status": task.status})
 
@@ -268,9 +270,9 @@ class TaskService:
         """A member's task by upstream id or by our number (`12` or `#12`); never another member's."""
         ident = ident.strip()
         task: TaskRecord | None = None
-        number = ident.removeprefix("#")
-        if number.isdigit() and len(number) < 19:
-            task = await self.storage.get_task(int(number))
+        number = whole_number(ident.removeprefix("#"))
+        if number is not None:
+            task = await self.storage.get_task(number)
         if task is None and ident:
             task = await self.storage.get_task_by_upstream_id(ident[:200])
         if task is None or task.user_id != user_id:

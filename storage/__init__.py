@@ -166,11 +166,17 @@ class Storage(Protocol):
     async def quota_log(self, guild_id: int, limit: int = 20) -> list[tuple[int, float, str]]: ...
 
 
+def sqlite_path(database_url: str) -> str:
+    """The file a sqlite:/// DATABASE_URL names (relative to the working directory unless absolute);
+    ValueError with the message to show when the URL is not one."""
+    prefix = "sqlite:///"
+    if not database_url.startswith(prefix) or len(database_url) == len(prefix):
+        raise ValueError("DATABASE_URL must look like sqlite:///path/to/file.db (only SQLite is supported so far)")
+    return database_url[len(prefix) :]
+
+
 async def open_storage(database_url: str) -> Storage:
     """Open the driver named by DATABASE_URL (only sqlite:/// for now) with migrations applied."""
     from storage.sqlite import SQLiteStorage
 
-    prefix = "sqlite:///"
-    if not database_url.startswith(prefix):
-        raise ValueError("only sqlite:/// database URLs are supported")
-    return await SQLiteStorage.open(database_url[len(prefix) :])
+    return await SQLiteStorage.open(sqlite_path(database_url))
