@@ -18,6 +18,8 @@ import unicodedata
 from dataclasses import dataclass
 from urllib.parse import unquote, urlsplit
 
+from bot.text import clip
+
 __all__ = [
     "ALLOWED_SCALES",
     "MAX_URL_LENGTH",
@@ -102,9 +104,7 @@ def _clean(text: str) -> str:
 def _quote(text: str, limit: int = _MAX_QUOTE) -> str:
     """Member text made safe to show back: cleaned, backticks removed, truncated."""
     cleaned = _clean(text).replace("`", "'")
-    if len(cleaned) > limit:
-        cleaned = cleaned[: limit - 1] + "…"
-    return f"`{cleaned}`"
+    return f"`{clip(cleaned, limit)}`"
 
 
 def _shorten(text: str, limit: int = _MAX_LABEL) -> str:
