@@ -440,3 +440,20 @@ async def test_a_long_log_still_fits_in_one_discord_message(box: Sandbox, bot_ru
         await quota(box, admin, "block", member=box.bob_id, reason="x" * 200)
     text = await quota(box, admin, "log")
     assert text.count("blocked <@") == 20 and len(text) < 4096, "each entry is cut short to fit"
+
+
+async def test_every_synced_option_has_a_real_description(box: Sandbox, bot_runner: Any) -> None:
+    """discord.py shows "…" for an option nobody described; admins would see it in Discord's command picker."""
+    await bot_runner.start()
+
+    def options(entries: list[dict[str, Any]], path: str) -> list[tuple[str, str]]:
+        found = []
+        for entry in entries:
+            found.append((f"{path}{entry['name']}", entry.get("description", "")))
+            found += options(entry.get("options") or [], f"{path}{entry['name']} ")
+        return found
+
+    described = options(box.discord.commands[box.guild_id], "/")
+    assert len(described) > 20
+    vague = [name for name, text in described if text.strip() in ("", "…", "...")]
+    assert vague == [], f"options without a real description: {vague}"
