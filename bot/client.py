@@ -128,8 +128,22 @@ class UpscaleBot(commands.Bot):
             await asyncio.wait(handlers, timeout=10)
         if hasattr(self, "alerts"):
             await self.alerts.close()
+        self._cancel_pending_ready()
         await super().close()
+        self._cancel_pending_ready()  # in case a READY arrived while the gateway was closing
         if hasattr(self, "http_session"):
             await self.http_session.close()
         if hasattr(self, "storage"):
             await self.storage.close()
+
+    def _cancel_pending_ready(self) -> None:
+        """Stop discord.py's READY task, which Client.close() leaves running.
+
+        That task waits `guild_ready_timeout` for the last GUILD_CREATE and then dispatches `ready`; after
+        close() has unset the client's loop, the dispatch builds the handler coroutine, fails to schedule it,
+        and the coroutine is never awaited ("coroutine 'Client._run_event' was never awaited"). Cancelled, it
+        skips the dispatch.
+        """
+        ready = getattr(self._connection, "_ready_task", None)
+        if ready is not None and not ready.done():
+            ready.cancel()

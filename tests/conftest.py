@@ -85,10 +85,6 @@ class BotRunner:
         if self._runner is not None:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await self._runner
-        # Let event handlers discord.py scheduled during close() start and end before the test's loop closes.
-        pending = [t for t in asyncio.all_tasks() if t.get_name().startswith("discord.py:")]
-        if pending:
-            await asyncio.wait(pending, timeout=5)
         self.bot = None
         self._runner = None
 
