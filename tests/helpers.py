@@ -2,9 +2,17 @@
 
 from __future__ import annotations
 
+import re
+import sqlite3
+from collections import Counter
+from pathlib import Path
 from typing import Any
 
 from sandbox.offline import Sandbox
+
+# bot/notifier.py nonce_for: "up<task number>.<created_at><kind>" cut to 25 characters with the kind kept: d (DM),
+# c (channel post), k (replacement card); upper case for the minimal message sent after Discord refused the full one.
+_NONCE_RE = re.compile(r"up(\d+)(?:\.\d*)?([A-Za-z])")
 
 
 def embed_text(message: dict[str, Any] | None) -> str:
@@ -44,6 +52,32 @@ async def wait_told(box: Sandbox, user_id: str, text: str, channel_id: str | Non
     dm = await box.discord.wait_for(
         lambda: next((m for m in box.discord.dm_messages(user_id) if text in m["content"]), None), timeout=30)
     return post, dm
+
+
+def send_attempts(box: Sandbox, *, accepted_only: bool = False) -> Counter[tuple[int | None, str]]:
+    """Message POSTs the fake Discord received, by (task number, nonce kind); (None, "") for posts without one.
+
+    Counting messages is not enough: the fake answers a repeated enforce_nonce with the message it already has,
+    so a notifier that sends twice still leaves one message. Every attempt is here, refused ones too (a 429,
+    a closed DM), unless `accepted_only`.
+    """
+    counts: Counter[tuple[int | None, str]] = Counter()
+    for request in box.discord.find_requests("POST", r"^/channels/\d+/messages$"):
+        if accepted_only and not 200 <= request.status < 300:
+            continue
+        nonce = request.json.get("nonce") if isinstance(request.json, dict) else None
+        match = _NONCE_RE.fullmatch(str(nonce)) if nonce is not None else None
+        counts[(int(match[1]), match[2]) if match else (None, "")] += 1
+    return counts
+
+
+def task_row(db: Path, upstream_id: str) -> sqlite3.Row:
+    """The task's row read straight from the SQLite file (the bot may be another process, or dead)."""
+    with sqlite3.connect(db) as conn:
+        conn.row_factory = sqlite3.Row
+        row = conn.execute("SELECT * FROM tasks WHERE upstream_id = ?", (upstream_id,)).fetchone()
+    assert row is not None, f"no row for {upstream_id}"
+    return row
 
 
 class DeliveryWatch:
