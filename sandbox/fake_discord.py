@@ -9,6 +9,10 @@ Why: no machine here reaches Discord, and only real sockets let the bot run as i
 The fake models the Discord rules that break real bots: the 3 s acknowledgement deadline (10062), a
 second acknowledgement (40060), 15-minute interaction tokens (50027), closed DMs (50007), deleted
 channels and messages (10003 / 10008), edit rate limits (429), and `enforce_nonce` deduplication.
+It refuses what Discord refuses in what a bot sends (message, embed, nonce, allowed_mentions and component
+limits, interaction callbacks, command definitions: 400 / 50035 naming the field, see
+`sandbox.fake_discord_rules`), and computes who a message pings (`mentions`, `mention_roles`,
+`mention_everyone`) from its content and allowed_mentions.
 Time-based rules use the fake's own clock, which `advance()` moves forward without sleeping.
 """
 

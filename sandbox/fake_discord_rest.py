@@ -471,7 +471,7 @@ class RestApi:
         body = call.json if isinstance(call.json, dict) else {}
         kept = len(message["attachments"])
         if "attachments" in body:
-            kept = len([a for a in body["attachments"] if str(a.get("id")) in
+            kept = len([a for a in body["attachments"] or [] if isinstance(a, dict) and str(a.get("id")) in
                         {att["id"] for att in message["attachments"]}])
         merged = {"content": message["content"], "embeds": message["embeds"],
                   "components": message["components"], **body}

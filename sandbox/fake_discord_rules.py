@@ -496,6 +496,10 @@ def _modal(form: Form, value: object) -> None:
 
 
 # ---- command definitions ----------------------------------------------------------------------------
+# In the Devanagari and Thai blocks but of script Common, so not \p{sc=Deva}/\p{sc=Thai}: danda, double danda, baht.
+_COMMON_IN_BLOCKS = frozenset({0x0964, 0x0965, 0x0E3F})
+
+
 def valid_chat_input_name(name: str) -> bool:
     """^[-_'\\p{L}\\p{N}\\p{sc=Deva}\\p{sc=Thai}]{1,32}$, lowercase wherever a lowercase form exists."""
     if not 1 <= len(name) <= 32:
@@ -506,6 +510,8 @@ def valid_chat_input_name(name: str) -> bool:
         if char in "-_'" or unicodedata.category(char)[0] in "LN":
             continue
         point = ord(char)
+        if point in _COMMON_IN_BLOCKS:
+            return False
         if 0x0900 <= point <= 0x097F or 0xA8E0 <= point <= 0xA8FF or 0x0E00 <= point <= 0x0E7F:
             continue  # Devanagari and Thai, including their combining vowel signs
         return False

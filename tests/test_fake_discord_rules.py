@@ -191,6 +191,7 @@ REFUSED_MESSAGES: list[tuple[str, Body]] = [
     ("embeds.0.color", embed_message(title="t", color=0x1000000)),
     ("embeds.0", {"embeds": ["just text"]}),
     ("content", {"content": ["x"]}),
+    ("attachments.0", {"content": "x", "attachments": ["clip.mp4"]}),
     ("nonce", {"content": "x", "nonce": 1.5}),
     ("nonce", {"content": "x", "nonce": True}),
     ("nonce", {"content": "x", "nonce": ["n"]}),
@@ -268,6 +269,7 @@ async def test_edit_validates_the_merged_message(fake: FakeDiscord, world: World
     await world.api.refused("PATCH", path, {"embeds": [{"description": "d" * 4000}, {"description": "d" * 2001}]},
                             "embeds")
     await world.api.refused("PATCH", path, {"allowed_mentions": {"parse": ["all"]}}, "allowed_mentions.parse.0")
+    await world.api.refused("PATCH", path, {"attachments": [5]}, "attachments.0")
     await world.api.ok("PATCH", path, {"content": "x" * 2000})
     assert fake.channel_messages(world.channel_id)[0]["_edits"] == 1
 
@@ -482,7 +484,7 @@ async def test_command_limit_is_exact(fake: FakeDiscord, world: World, where: st
 
 
 GOOD_NAMES = ["upscale", "ñandú", "straße", "画像", "नमस्ते", "สวัสดี", "it's", "a-b_c", "4k", "x" * 32]
-BAD_NAMES = ["Upscale", "up scale", "a.b", "", "ÑANDÚ", "party🎉", "quota/set", "ǅ"]
+BAD_NAMES = ["Upscale", "up scale", "a.b", "", "ÑANDÚ", "party🎉", "quota/set", "ǅ", "नमस्ते।", "x" * 33]
 
 
 @pytest.mark.parametrize("name", GOOD_NAMES)
