@@ -60,6 +60,7 @@ class Settings:
     callback_url: str | None = None
     callback_listen: tuple[str, int] = ("127.0.0.1", 8080)
     callback_poll_seconds: float = 300.0
+    discord_connect_timeout_seconds: float = 30.0
 
     @property
     def sqlite_path(self) -> str:
@@ -153,6 +154,11 @@ def _snowflake(name: str, raw: str) -> int:
     return int(raw)
 
 
+def not_set(name: str) -> ConfigError:
+    """The one line for a required setting that is missing (the same wherever it is found missing)."""
+    return ConfigError(f"{name} is not set: put it in the environment or in .env (see .env.example)")
+
+
 def load_settings(env: Mapping[str, str] | None = None, *, dotenv_path: str | Path | None = ".env",
                   require_credentials: bool = True) -> Settings:
     """Read settings from `env` (default: os.environ) over the `.env` file; raise ConfigError on a bad one."""
@@ -167,7 +173,7 @@ def load_settings(env: Mapping[str, str] | None = None, *, dotenv_path: str | Pa
     def required(name: str) -> str:
         value = get(name)
         if not value and require_credentials:
-            raise ConfigError(f"{name} is not set: put it in the environment or in .env (see .env.example)")
+            raise not_set(name)
         return value
 
     token = required("DISCORD_TOKEN")
@@ -195,6 +201,7 @@ def load_settings(env: Mapping[str, str] | None = None, *, dotenv_path: str | Pa
         "EVOLINK_TIMEOUT_SECONDS": ("evolink_timeout_seconds", 0.1, float),
         "INTERACTION_EDIT_WINDOW_SECONDS": ("interaction_edit_window_seconds", 0.0, float),
         "CALLBACK_POLL_SECONDS": ("callback_poll_seconds", 0.05, float),
+        "DISCORD_CONNECT_TIMEOUT_SECONDS": ("discord_connect_timeout_seconds", 0.1, float),
     }
     for name, (attr, minimum, kind) in numbers.items():
         if raw := get(name):
