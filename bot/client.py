@@ -1,9 +1,16 @@
-"""UpscaleBot: the discord.py Bot whose setup_hook opens the database and the HTTP session and loads the cogs."""
+"""UpscaleBot: the discord.py Bot that opens the database, logs in and syncs its commands, then starts the work.
+
+Start-up against a failing Discord ends within DISCORD_CONNECT_TIMEOUT_SECONDS with one StartupError line.
+"""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
+import sqlite3
+from collections.abc import Iterator
+from types import SimpleNamespace
 
 import aiohttp
 import discord
@@ -18,6 +25,7 @@ from bot.messenger import DiscordMessenger
 from bot.notifier import Notifier
 from bot.poller import TaskPoller
 from bot.quota import QuotaService
+from bot.startup import database_failure, describe_answer, discord_failure, discord_timeout, host_of
 from bot.tasks import TaskService
 from storage import Storage, open_storage
 
@@ -50,6 +58,12 @@ class UpscaleBot(commands.Bot):
 
     def __init__(self, settings: Settings, *, sync_only: bool = False, **options: object) -> None:
         options.setdefault("guild_ready_timeout", 2.0)
+        # What Discord last answered with an error, so a start-up that runs out of time can say what it saw
+        # (discord.py retries 500/502/504 for ~25 s inside one request).
+        trace = aiohttp.TraceConfig()
+        trace.on_request_end.append(self._saw_answer)
+        trace.on_request_exception.append(self._saw_failure)
+        options.setdefault("http_trace", trace)
         super().__init__(
             command_prefix=commands.when_mentioned,
             intents=discord.Intents.none() | discord.Intents(guilds=True),
@@ -58,10 +72,73 @@ class UpscaleBot(commands.Bot):
         )
         self.settings = settings
         self.sync_only = sync_only
+        self._api_host = host_of(settings.discord_api_base_url, "discord.com")
+        self._stage = "logging in"
+        self._last_answer: str | None = None
+        self._login_task: asyncio.Task[object] | None = None
+        self._ready_watch: asyncio.Task[None] | None = None
 
     async def setup_hook(self) -> None:
+        """Nothing: login() does the set-up itself, so the database opens before Discord is asked anything and
+        does not count against the Discord deadline (discord.py would call this between its REST login and us)."""
+
+    async def login(self, token: str) -> None:
+        """Open the database and load the cogs; log in and sync the commands within
+        DISCORD_CONNECT_TIMEOUT_SECONDS; then start the work. Failures are one-line StartupErrors."""
+        self._login_task = asyncio.current_task()
+        try:
+            await self._open_services()
+            seconds = self.settings.discord_connect_timeout_seconds
+            try:
+                async with asyncio.timeout(seconds) as deadline:
+                    with self._discord_stage("logging in"):
+                        await super().login(token)
+                    await self.sync_app_commands()
+            except TimeoutError:
+                if not deadline.expired():
+                    raise
+                raise discord_timeout(self._api_host, self._stage, seconds, self._last_answer) from None
+            if not self.sync_only:
+                await self._start_work()
+                self._ready_watch = asyncio.create_task(self._warn_without_ready(seconds), name="ready-watch")
+        finally:
+            self._login_task = None
+
+    @contextlib.contextmanager
+    def _discord_stage(self, stage: str) -> Iterator[None]:
+        """Name the step in progress, and turn an HTTP error or a connection failure into one line about it."""
+        self._stage = stage
+        try:
+            yield
+        except (discord.HTTPException, aiohttp.ClientError, OSError) as error:
+            raise discord_failure(error, self._api_host, stage, syncing=stage.startswith("syncing")) from error
+
+    async def _saw_answer(self, _session: object, _context: object, params: SimpleNamespace) -> None:
+        status = params.response.status
+        self._last_answer = describe_answer(status, params.response.reason) if status >= 400 else None
+
+    async def _saw_failure(self, _session: object, _context: object, params: SimpleNamespace) -> None:
+        error = params.exception
+        if isinstance(error, Exception):  # not a cancellation (our own deadline)
+            self._last_answer = str(error) or type(error).__name__
+
+    async def _warn_without_ready(self, seconds: float) -> None:
+        """Say once, in one line, when the gateway is slow to give READY; discord.py keeps trying meanwhile."""
+        try:
+            await asyncio.wait_for(self.wait_until_ready(), seconds)
+        except TimeoutError:
+            gateway = host_of(self.settings.discord_gateway_url, "gateway.discord.gg")
+            log.warning("no READY from the Discord gateway (%s) within %g s of logging in; still trying. Slash "
+                        "commands wait for it, results are still delivered. Check the network, DISCORD_GATEWAY_URL "
+                        "and https://discordstatus.com", gateway, seconds)
+
+    async def _open_services(self) -> None:
+        """The database, the HTTP session, the services and the cogs: everything that needs no Discord."""
         settings = self.settings
-        self.storage = await open_storage(settings.database_url)
+        try:
+            self.storage = await open_storage(settings.database_url)
+        except (OSError, sqlite3.OperationalError) as error:
+            raise database_failure(error, settings.sqlite_path) from error
         self.http_session = aiohttp.ClientSession()
         self.evolink = EvolinkClient(self.http_session, settings.evolink_base_url, settings.evolink_api_key,
                                      request_timeout=settings.evolink_timeout_seconds,
@@ -80,9 +157,10 @@ class UpscaleBot(commands.Bot):
                                  slack=min(1.0, settings.poll_min_seconds / 5))
         for name in EXTENSIONS:
             await self.load_extension(name)
-        await self.sync_app_commands()
-        if self.sync_only:
-            return
+
+    async def _start_work(self) -> None:
+        """Resolve what a crash left behind, open the callback listener and start the poller."""
+        settings = self.settings
         interrupted = await self.tasks.resolve_interrupted_submissions()
         if interrupted:
             log.warning("%d task(s) were interrupted mid-submission; their members will be told", len(interrupted))
@@ -105,17 +183,25 @@ class UpscaleBot(commands.Bot):
             for guild_id in self.settings.discord_guild_ids:
                 guild = discord.Object(guild_id)
                 self.tree.copy_global_to(guild=guild)
-                synced = await self.tree.sync(guild=guild)
+                with self._discord_stage(f"syncing the slash commands to guild {guild_id}"):
+                    synced = await self.tree.sync(guild=guild)
                 log.info("synced %d command(s) to guild %s", len(synced), guild_id)
         else:
-            synced = await self.tree.sync()
+            with self._discord_stage("syncing the slash commands"):
+                synced = await self.tree.sync()
             log.info("synced %d command(s) globally (may take up to an hour to appear)", len(synced))
 
     async def on_ready(self) -> None:
         log.info("connected as %s (%s) in %d guild(s)", self.user, getattr(self.user, "id", "?"), len(self.guilds))
 
     async def close(self) -> None:
-        """Stop the poller first so nothing is half-written, then the session and the database."""
+        """Stop a start-up in progress, then the poller so nothing is half-written, then session and database."""
+        login = self._login_task
+        if login is not None and login is not asyncio.current_task() and not login.done():
+            login.cancel()  # else it would go on opening what this is about to close
+            await asyncio.wait({login}, timeout=10)
+        if self._ready_watch is not None:
+            self._ready_watch.cancel()
         if self.callbacks is not None:
             await self.callbacks.close()
         if hasattr(self, "poller"):
