@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 import aiohttp
 from aiohttp import web
 
+from sandbox.fake_discord_commands import check_callback, check_commands, focused_type
 from sandbox.fake_discord_models import (
     API_PREFIX,
     EPHEMERAL,
@@ -37,7 +38,7 @@ from sandbox.fake_discord_models import (
     unknown_message,
     unknown_webhook,
 )
-from sandbox.fake_discord_rules import check_callback, check_commands, check_message, compute_mentions, focused_type
+from sandbox.fake_discord_rules import check_message, compute_mentions
 
 if TYPE_CHECKING:
     from sandbox.fake_discord import FakeDiscord
