@@ -14,6 +14,11 @@ from pathlib import Path
 
 from dotenv import dotenv_values
 
+from bot.numbers import finite_number, whole_number
+from bot.text import clip
+from bot.validation import is_public_host
+from storage import sqlite_path
+
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
 
 # Quota limit names (a contract: /quota and DEFAULT_<NAME> use them) and the operator defaults a fresh
@@ -73,29 +78,33 @@ class Settings:
 
 
 def _sqlite_path(url: str) -> str:
-    prefix = "sqlite:///"
-    if not url.startswith(prefix) or len(url) == len(prefix):
-        raise ConfigError(
-            "DATABASE_URL must look like sqlite:///path/to/file.db (only SQLite is supported so far)"
-        )
-    return url[len(prefix) :]
+    try:
+        return sqlite_path(url)
+    except ValueError as error:
+        raise ConfigError(str(error)) from None
+
+
+def _shown(raw: str, limit: int = 40) -> str:
+    """A bad value as the error line quotes it: short, and never more than one line."""
+    return repr(clip(raw, limit))
 
 
 def _number(name: str, raw: str, *, minimum: float, kind: type = float) -> float:
     try:
         value = kind(raw)
     except ValueError:
-        raise ConfigError(f"{name} must be a number, got {raw[:40]!r}") from None
-    if value != value or value < minimum or value in (float("inf"), float("-inf")):
-        raise ConfigError(f"{name} must be at least {minimum}, got {raw[:40]!r}")
+        raise ConfigError(f"{name} must be a number, got {_shown(raw)}") from None
+    if finite_number(value, minimum=minimum) is None:
+        raise ConfigError(f"{name} must be at least {minimum}, got {_shown(raw)}")
     return value
 
 
 def _whole(name: str, raw: str) -> int:
-    if not (raw.isascii() and raw.isdigit()) or len(raw) > 10 or int(raw) > MAX_LIMIT_VALUE:
+    value = whole_number(raw, max_digits=10)
+    if value is None or value > MAX_LIMIT_VALUE:
         raise ConfigError(f"{name} must be a whole number from 0 to {MAX_LIMIT_VALUE:,} (or empty for unlimited), "
-                          f"got {raw[:40]!r}")
-    return int(raw)
+                          f"got {_shown(raw)}")
+    return value
 
 
 def _url(name: str, raw: str, schemes: tuple[str, ...]) -> str:
@@ -106,7 +115,7 @@ def _url(name: str, raw: str, schemes: tuple[str, ...]) -> str:
     except ValueError:
         parts = None
     if parts is None or parts.scheme not in schemes or not parts.netloc:
-        raise ConfigError(f"{name} must be a {' or '.join(schemes)} URL, got {raw[:80]!r}")
+        raise ConfigError(f"{name} must be a {' or '.join(schemes)} URL, got {_shown(raw, 80)}")
     return raw.rstrip("/")
 
 
@@ -116,7 +125,6 @@ MAX_CALLBACK_URL = 2000
 
 
 def _callback_url(raw: str) -> str:
-    import ipaddress
     from urllib.parse import urlsplit
 
     try:
@@ -126,15 +134,12 @@ def _callback_url(raw: str) -> str:
     except ValueError:
         parts, host = None, ""
     if parts is None or parts.scheme != "https" or not host or parts.query or parts.fragment or parts.username:
-        shown = "a URL with credentials" if "@" in raw else repr(raw[:80])
+        shown = "a URL with credentials" if "@" in raw else _shown(raw, 80)
         raise ConfigError("CALLBACK_URL must be a public https URL without query or credentials, such as "
                           f"https://bot.example.com/evolink, got {shown}")
-    try:
-        internal = not ipaddress.ip_address(host).is_global
-    except ValueError:
-        internal = host == "localhost" or host.endswith((".localhost", ".local", ".internal"))
-    if internal:
-        raise ConfigError(f"CALLBACK_URL must name a public host (Evolink refuses internal addresses), got {host!r}")
+    if not is_public_host(host):
+        raise ConfigError("CALLBACK_URL must name a public host (Evolink refuses internal addresses), "
+                          f"got {_shown(host, 80)}")
     if len(raw) > MAX_CALLBACK_URL:
         raise ConfigError(f"CALLBACK_URL must be at most {MAX_CALLBACK_URL} characters")
     return raw.rstrip("/")
@@ -143,15 +148,17 @@ def _callback_url(raw: str) -> str:
 def _listen(raw: str) -> tuple[str, int]:
     host, sep, port = raw.rpartition(":")
     host = host.removeprefix("[").removesuffix("]")
-    if not sep or not host or not (port.isascii() and port.isdigit()) or len(port) > 5 or int(port) > 65535:
-        raise ConfigError(f"CALLBACK_LISTEN must be host:port, such as 127.0.0.1:8080, got {raw[:80]!r}")
-    return host, int(port)
+    number = whole_number(port, max_digits=5)
+    if not sep or not host or number is None or number > 65535:
+        raise ConfigError(f"CALLBACK_LISTEN must be host:port, such as 127.0.0.1:8080, got {_shown(raw, 80)}")
+    return host, number
 
 
 def _snowflake(name: str, raw: str) -> int:
-    if not (raw.isascii() and raw.isdigit()) or len(raw) > 20 or not (0 < int(raw) < 2**64):
-        raise ConfigError(f"{name} must be a Discord id (digits only), got {raw[:40]!r}")
-    return int(raw)
+    value = whole_number(raw, max_digits=20)
+    if value is None or not 0 < value < 2**64:
+        raise ConfigError(f"{name} must be a Discord id (digits only), got {_shown(raw)}")
+    return value
 
 
 def not_set(name: str) -> ConfigError:
@@ -208,7 +215,7 @@ def load_settings(env: Mapping[str, str] | None = None, *, dotenv_path: str | Pa
             kwargs[attr] = _number(name, raw, minimum=minimum, kind=kind)
     if raw := get("LOG_LEVEL"):
         if raw.upper() not in LOG_LEVELS:
-            raise ConfigError(f"LOG_LEVEL must be one of {', '.join(LOG_LEVELS)}, got {raw[:40]!r}")
+            raise ConfigError(f"LOG_LEVEL must be one of {', '.join(LOG_LEVELS)}, got {_shown(raw)}")
         kwargs["log_level"] = raw.upper()
     if raw := get("ALERT_CHANNEL_ID"):
         kwargs["alert_channel_id"] = _snowflake("ALERT_CHANNEL_ID", raw)
@@ -222,7 +229,7 @@ def load_settings(env: Mapping[str, str] | None = None, *, dotenv_path: str | Pa
     kwargs["default_limits"] = defaults
     if raw := get("ALLOW_DM_UPSCALE"):
         if raw.lower() not in _TRUE + _FALSE:
-            raise ConfigError(f"ALLOW_DM_UPSCALE must be true or false, got {raw[:40]!r}")
+            raise ConfigError(f"ALLOW_DM_UPSCALE must be true or false, got {_shown(raw)}")
         kwargs["allow_dm_upscale"] = raw.lower() in _TRUE
     if raw := get("CALLBACK_URL"):
         kwargs["callback_url"] = _callback_url(raw)
