@@ -1,17 +1,15 @@
-"""The offline sandbox: both fakes, the real bot against them, and a scripted member, all on loopback.
+"""The offline sandbox: both fakes, the real bot against them, and scripted members, all on loopback.
 
-`python -m bot` runs this when no DISCORD_TOKEN is configured. It prints the conversation as the member
-would see it and exits 0 once the result has been posted in the channel and sent by DM.
+`python -m bot` runs this when no credentials are configured. It prints the conversation as the members see
+it (an admin sets a daily limit, a member's job runs to the end, a second job is refused) and exits 0.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import re
 import tempfile
-import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -20,6 +18,7 @@ from bot.client import UpscaleBot, point_discord_at
 from bot.config import Settings
 from sandbox.fake_discord import FakeDiscord
 from sandbox.fake_evolink import FakeEvolink
+from sandbox.offline_view import Transcript
 
 
 @dataclass
@@ -95,90 +94,66 @@ async def sandbox(*, auto_complete_after: float | None = None, evolink_options: 
         await fake_evolink.close()
 
 
-_NAMES: dict[str, str] = {}
+MANAGE_GUILD = 1 << 5  # the Manage Server permission bit
 
 
-def _as_discord_shows(text: str) -> str:
-    """Render mentions and <t:...:R> timestamps the way the Discord client would."""
-
-    def timestamp(match: re.Match[str]) -> str:
-        delta = int(match.group(1)) - time.time()
-        span = f"{round(abs(delta) / 3600)} hours" if abs(delta) >= 5400 else f"{round(abs(delta))} seconds"
-        return f"in {span}" if delta >= 0 else f"{span} ago"
-
-    text = re.sub(r"<t:(\d+):R>", timestamp, text)
-    return re.sub(r"<@(\d+)>", lambda m: "@" + _NAMES.get(m.group(1), m.group(1)), text)
-
-
-def _show(who: str, text: str) -> None:
-    indent = " " * (len(who) + 2)
-    print(f"{who}: " + _as_discord_shows(text).replace("\n", "\n" + indent), flush=True)
-
-
-def _embed_text(message: dict) -> str:
-    parts = []
-    for embed in message.get("embeds") or []:
-        parts.append(f"[{embed.get('title', '')}]")
-        parts.extend(f"{field['name']}: {field['value']}" for field in embed.get("fields", []))
-    return "\n".join(parts)
-
-
-async def run_offline(timeout: float = 60.0) -> int:
-    """Run the scripted demo; 0 when the member got the result in the channel and by DM."""
-    print("No DISCORD_TOKEN set: running the offline sandbox (fake Discord + fake Evolink on 127.0.0.1).")
-    print("Set DISCORD_TOKEN and EVOLINK_API_KEY (see .env.example) to run the real bot.\n")
+async def run_offline(timeout: float = 60.0, *, inspect: Callable[[Sandbox], None] | None = None) -> int:
+    """Run the scripted demo; 0 when it ran to the end. `inspect` sees the fakes before they close (tests)."""
+    print("No credentials configured: running the offline sandbox (a fake Discord and a fake Evolink on 127.0.0.1).")
+    print("To run the real bot, set DISCORD_TOKEN and EVOLINK_API_KEY (see .env.example).\n")
     with tempfile.TemporaryDirectory(prefix="upscale-sandbox-") as tmp:
-        async with sandbox(auto_complete_after=6.0) as box:
+        async with sandbox(auto_complete_after=5.0) as box:
             settings = box.settings(Path(tmp) / "sandbox.db", card_edit_seconds=1.5)
             point_discord_at(settings)
             bot = UpscaleBot(settings, guild_ready_timeout=0.1)
             runner = asyncio.create_task(bot.start(settings.discord_token))
             try:
                 await asyncio.wait_for(_script(box), timeout)
-            except TimeoutError:
-                print("\nThe sandbox run did not finish in time.")
+            except TimeoutError as error:
+                print(f"\nThe sandbox run did not finish in time: {error or f'{timeout:g} s passed'}")
                 return 1
             finally:
                 await bot.close()
                 with contextlib.suppress(asyncio.CancelledError, Exception):
                     await runner
+            if inspect is not None:
+                inspect(box)
     print("\nDone: the whole flow ran offline. Run the tests with the README's second command.")
     return 0
 
 
 async def _script(box: Sandbox) -> None:
+    """carol (an admin) sets a daily limit of one job; alice upscales a video, then is refused a second one."""
     fake = box.discord
-    _NAMES.update({box.alice_id: "alice", box.bob_id: "bob"})
+    carol = fake.add_member(box.guild_id, "carol", permissions=MANAGE_GUILD)
+    names = {box.alice_id: "alice", box.bob_id: "bob", carol: "carol"}
+    channels = {box.channel_id: "in #video-lab", fake.dm_channel_id(box.alice_id): "DM to alice"}
+    view = Transcript(fake, names, channels, lambda: [url for t in box.evolink.tasks.values() for url in t.results])
+    where = {"channel_id": box.channel_id, "guild_id": box.guild_id}
+    print("Sandbox Server, channel #video-lab: alice is a member; carol has Manage Server.\n")
     await fake.wait_ready()
+
+    limit = await fake.slash("quota", user_id=carol, subcommand=["set"], **where,
+                             options={"limit": "user_daily_jobs", "value": 1})
+    view.command("carol", "/quota set limit:user_daily_jobs value:1", limit)
+    await view.until(lambda: limit.ack)
+
     video = fake.make_attachment("holiday-clip.mp4", size=12_345_678)
-    _show("alice", "/upscale video:holiday-clip.mp4 scale:2")
-    interaction = await fake.slash("upscale", user_id=box.alice_id, channel_id=box.channel_id,
-                                   guild_id=box.guild_id, options={"video": video, "scale": 2})
-    await interaction.wait_ack()
-    card = await fake.wait_for(lambda: interaction.original if interaction.original
-                               and interaction.original.get("embeds") else None)
-    _show("bot (task card)", _embed_text(card))
-    shown = _embed_text(card)
+    job = await fake.slash("upscale", user_id=box.alice_id, **where, options={"video": video, "scale": 2})
+    view.command("alice", "/upscale video:holiday-clip.mp4 scale:2", job)
 
-    def progressed() -> str | None:
-        original = interaction.original or {}
-        text = _embed_text(original)
-        return text if text != shown else None
+    def told_and_card_final() -> bool:
+        posted = any(f"<@{box.alice_id}>" in (m.get("content") or "") for m in fake.channel_messages(box.channel_id))
+        status = {f["name"]: f["value"] for e in (job.original or {}).get("embeds") or [] for f in e["fields"]}
+        return posted and bool(fake.dm_messages(box.alice_id)) and "Completed" in status.get("Status", "")
 
-    def channel_result() -> dict | None:
-        posts = [m for m in fake.channel_messages(box.channel_id) if f"<@{box.alice_id}>" in (m.get("content") or "")]
-        return posts[-1] if posts else None
+    await view.until(told_and_card_final)
 
-    while channel_result() is None:
-        text = await fake.wait_for(lambda: progressed() or channel_result())
-        if isinstance(text, str):
-            _show("bot (card edited)", text)
-            shown = text
-    _show("bot (in #video-lab)", channel_result()["content"])  # type: ignore[index]
-    dm = await fake.wait_for(lambda: fake.dm_messages(box.alice_id))
-    _show("bot (DM to alice)", dm[-1]["content"])
-    _show("alice", "/tasks")
-    listing = await fake.slash("tasks", user_id=box.alice_id, channel_id=box.channel_id, guild_id=box.guild_id)
-    await listing.wait_ack()
-    reply = await fake.wait_for(lambda: listing.original)
-    _show("bot (only alice sees this)", (reply.get("embeds") or [{}])[0].get("description", ""))
+    listing = await fake.slash("tasks", user_id=box.alice_id, **where)
+    view.command("alice", "/tasks", listing)
+    await view.until(lambda: listing.original)
+
+    again = await fake.slash("upscale", user_id=box.alice_id, **where,
+                             options={"video": fake.make_attachment("another-clip.mp4")})
+    view.command("alice", "/upscale video:another-clip.mp4", again)
+    await view.until(lambda: again.followups or (again.original or {}).get("content"))

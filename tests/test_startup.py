@@ -118,15 +118,6 @@ def test_start_up_with_a_missing_setting_exits_with_one_line(tmp_path: Path) -> 
     assert TOKEN not in result.stderr + result.stdout
 
 
-def test_offline_sandbox_shows_the_whole_flow_and_exits_0(tmp_path: Path) -> None:
-    result = _run([], {}, tmp_path)
-    assert result.returncode == 0, result.stdout + result.stderr
-    out = result.stdout
-    for expected in ("/upscale video:", "task card", "card edited", "is ready", "DM to alice",
-                     "24 hours", "/tasks", "Done"):
-        assert expected in out, expected
-
-
 async def test_sync_command_syncs_and_exits(box: Sandbox, tmp_path: Path) -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("DISCORD_", "EVOLINK_"))}
     env.update(box.env(tmp_path / "bot.db"))
