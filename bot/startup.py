@@ -11,6 +11,8 @@ from urllib.parse import urlsplit
 
 import discord
 
+from bot.text import one_line
+
 EXIT_UNREACHABLE = 1
 EXIT_CONFIGURATION = 2
 CHECK_DISCORD = "check the network, DISCORD_API_BASE_URL and https://discordstatus.com"
@@ -33,18 +35,12 @@ def host_of(url: str | None, default: str) -> str:
     return host or default
 
 
-def one_line(text: str, limit: int = 200) -> str:
-    """Discord's error texts can span lines (form errors); the operator gets one line."""
-    flat = " ".join(text.split())
-    return flat if len(flat) <= limit else flat[: limit - 3] + "..."
-
-
 def describe_answer(status: int, reason: str | None, text: str = "") -> str:
     """`503 Service Unavailable (upstream down)`, as much of it as there is."""
     answer = f"{status} {reason}" if reason else str(status)
     if text.lstrip().startswith("<"):  # a proxy's HTML error page says nothing the status does not
         text = ""
-    return f"{answer} ({one_line(text)})" if text.strip() else answer
+    return f"{answer} ({one_line(text, 200)})" if text.strip() else answer
 
 
 def discord_timeout(host: str, stage: str, seconds: float, last_answer: str | None) -> StartupError:
@@ -59,7 +55,7 @@ def discord_timeout(host: str, stage: str, seconds: float, last_answer: str | No
 def discord_failure(error: Exception, host: str, stage: str, *, syncing: bool = False) -> StartupError:
     """One line for an HTTP error answer or a connection failure (DNS, refused, reset) at start-up."""
     if not isinstance(error, discord.HTTPException):
-        detail = one_line(str(error)) or type(error).__name__
+        detail = one_line(str(error), 200) or type(error).__name__
         return StartupError(f"cannot reach Discord ({host}) while {stage}: {detail}; {CHECK_DISCORD}")
     answer = describe_answer(error.status, getattr(error.response, "reason", None), error.text)
     if error.status >= 500:
@@ -78,6 +74,7 @@ def discord_failure(error: Exception, host: str, stage: str, *, syncing: bool = 
 
 def database_failure(error: Exception, path: str) -> StartupError:
     """The database file cannot be opened (a folder that cannot be created, permissions, a locked file)."""
-    return StartupError(f"cannot open the database {path!r}: {one_line(str(error)) or type(error).__name__}; check "
+    detail = one_line(str(error), 200) or type(error).__name__
+    return StartupError(f"cannot open the database {path!r}: {detail}; check "
                         "DATABASE_URL (a relative path is relative to the working directory the bot is started in) "
                         "and the folder's permissions", exit_code=EXIT_CONFIGURATION)
