@@ -114,6 +114,10 @@ def _url(name: str, raw: str, schemes: tuple[str, ...]) -> str:
         parts = urlsplit(raw)
     except ValueError:
         parts = None
+    if parts is not None and "@" in parts.netloc:
+        # discord.py and the Evolink client send their own Authorization header; a URL login is never used,
+        # and echoing it would print a password.
+        raise ConfigError(f"{name} must not carry a user name or password")
     if parts is None or parts.scheme not in schemes or not parts.netloc:
         raise ConfigError(f"{name} must be a {' or '.join(schemes)} URL, got {_shown(raw, 80)}")
     return raw.rstrip("/")

@@ -76,6 +76,8 @@ def test_dotenv_file_is_read_and_the_environment_wins(tmp_path: Path) -> None:
     ({**BASE, "DATABASE_URL": "postgres://x"}, "DATABASE_URL"),
     ({**BASE, "DISCORD_GUILD_IDS": "12,abc"}, "DISCORD_GUILD_IDS"),
     ({**BASE, "DISCORD_API_BASE_URL": "localhost:5000"}, "DISCORD_API_BASE_URL"),
+    ({**BASE, "DISCORD_API_BASE_URL": "https://user:hunter2@proxy.example.com/api/v10"}, "DISCORD_API_BASE_URL"),
+    ({**BASE, "EVOLINK_BASE_URL": "https://user:hunter2@api.evolink.ai"}, "EVOLINK_BASE_URL"),
     ({**BASE, "DISCORD_GATEWAY_URL": "http://x/gateway"}, "DISCORD_GATEWAY_URL"),
     ({**BASE, "POLL_MIN_SECONDS": "fast"}, "POLL_MIN_SECONDS"),
     ({**BASE, "POLL_MAX_SECONDS": "-1"}, "POLL_MAX_SECONDS"),
@@ -101,7 +103,7 @@ def test_a_bad_setting_is_one_line_naming_it(env: dict[str, str], named: str) ->
         load_settings(env, dotenv_path=None)
     message = str(caught.value)
     assert named in message and "\n" not in message
-    assert TOKEN not in message and KEY not in message
+    assert TOKEN not in message and KEY not in message and "hunter2" not in message
 
 
 def _run(args: list[str], env: dict[str, str], cwd: Path, timeout: float = 60) -> subprocess.CompletedProcess[str]:
