@@ -1,4 +1,4 @@
-"""Settings and start-up: a bad setting stops the bot with one readable line; `sync`; the offline sandbox."""
+"""Settings and start-up: a bad setting stops the bot with one readable line; `sync`."""
 
 from __future__ import annotations
 
