@@ -35,6 +35,14 @@ def clip(text: str, limit: int) -> str:
     return text if len(text) <= limit else text[: limit - 1] + ELLIPSIS
 
 
+def clip_middle(text: str, limit: int) -> str:
+    """Cut from the middle, so both the start (a link's host) and the end (its file name) stay visible."""
+    if len(text) <= limit:
+        return text
+    head = (limit - 1) // 2
+    return text[:head] + ELLIPSIS + text[len(text) - (limit - 1 - head):]
+
+
 def one_line(text: str, limit: int) -> str:
     """Whitespace folded to single spaces, then clipped: for text that lands in logs and replies."""
     return clip(" ".join(text.split()), limit)

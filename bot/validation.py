@@ -18,7 +18,7 @@ import unicodedata
 from dataclasses import dataclass
 from urllib.parse import unquote, urlsplit
 
-from bot.text import clip
+from bot.text import clip, clip_middle
 
 __all__ = [
     "ALLOWED_SCALES",
@@ -105,15 +105,6 @@ def _quote(text: str, limit: int = _MAX_QUOTE) -> str:
     """Member text made safe to show back: cleaned, backticks removed, truncated."""
     cleaned = _clean(text).replace("`", "'")
     return f"`{clip(cleaned, limit)}`"
-
-
-def _shorten(text: str, limit: int = _MAX_LABEL) -> str:
-    """Middle-truncate so both the start (host) and the end (file name) stay visible."""
-    if len(text) <= limit:
-        return text
-    head = (limit - 1) // 2
-    tail = limit - 1 - head
-    return text[:head] + "…" + text[-tail:]
 
 
 def _ip_is_public(ip: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:
@@ -358,7 +349,7 @@ def _url_label(url: str) -> str:
     """host + last path segment, decoded and cleaned, for the task card."""
     _, host, path = _check_url(url, require_mp4_path=True)
     segment = _clean(unquote(path).rsplit("/", 1)[-1]).strip()
-    return _shorten(f"{host}/{segment}")
+    return clip_middle(f"{host}/{segment}", _MAX_LABEL)
 
 
 def resolve_source(*, attachment: AttachmentInfo | None, url: str | None) -> VideoSource:
@@ -373,7 +364,7 @@ def resolve_source(*, attachment: AttachmentInfo | None, url: str | None) -> Vid
             size=attachment.size,
             url=attachment.url,
         )
-        label = _shorten(_clean(attachment.filename).strip())
+        label = clip_middle(_clean(attachment.filename).strip(), _MAX_LABEL)
         return VideoSource(kind="attachment", url=submitted, label=label)
     if has_url:
         submitted = validate_video_url(url)  # type: ignore[arg-type]

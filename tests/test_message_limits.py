@@ -27,6 +27,7 @@ from bot.text import (
     FIELD_VALUE_MAX,
     FOOTER_MAX,
     clip,
+    clip_middle,
     fit_embed,
     fit_lines,
 )
@@ -67,6 +68,8 @@ def test_clip_marks_what_it_cut_and_never_passes_the_limit() -> None:
     assert clip("abc", 3) == "abc"
     assert clip("abcd", 3) == "ab…"
     assert clip("abcd", 0) == ""
+    assert clip_middle("example.com/a-long-name.mp4", 15) == "example…ame.mp4"
+    assert clip_middle("abc", 1) == "…" and clip_middle("abc", 3) == "abc"
 
 
 def test_fit_lines_says_how_many_were_left_out() -> None:
