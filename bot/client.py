@@ -133,8 +133,14 @@ class UpscaleBot(commands.Bot):
                         "and https://discordstatus.com", gateway, seconds)
 
     async def _open_services(self) -> None:
-        """The database, the HTTP session, the services and the cogs: everything that needs no Discord."""
+        """The database, the HTTP session, the services and the cogs: everything that needs no Discord.
+
+        `sync` needs only the command definitions, so it opens (and creates) no database."""
         settings = self.settings
+        if self.sync_only:
+            for name in EXTENSIONS:
+                await self.load_extension(name)
+            return
         try:
             self.storage = await open_storage(settings.database_url)
         except (OSError, sqlite3.OperationalError) as error:

@@ -130,3 +130,4 @@ async def test_sync_command_syncs_and_exits(box: Sandbox, tmp_path: Path) -> Non
     names = {command["name"] for command in box.discord.commands[box.guild_id]}
     assert {"upscale", "tasks", "task"} <= names
     assert box.discord.identify_count == 0, "sync does not connect to the gateway"
+    assert not (tmp_path / "bot.db").exists(), "sync opens no database"
