@@ -112,14 +112,18 @@ def _autocomplete_result(form: Form, value: object, focused_type: int | None) ->
         return
     path: Path = ("data", "choices")
     for index, item in enumerate(form.array(path, data.get("choices"), max_len=25)):
-        where = (*path, index)
-        choice = form.model(where, item)
-        if choice is None:
-            continue
-        form.required_string(choice, where, "name", max_len=100)
-        localizations(form, choice.get("name_localizations"), (*where, "name_localizations"),
-                       lambda p, v: form.string(p, v, min_len=1, max_len=100))
-        choice_value(form, choice, where, focused_type if focused_type is not None else STRING)
+        _choice(form, item, (*path, index), focused_type if focused_type is not None else STRING)
+
+
+def _choice(form: Form, item: object, where: Path, option_type: int) -> None:
+    """One choice, in a command option or an autocomplete answer: name 1-100, localised names, a typed value."""
+    choice = form.model(where, item)
+    if choice is None:
+        return
+    form.required_string(choice, where, "name", max_len=100)
+    localizations(form, choice.get("name_localizations"), (*where, "name_localizations"),
+                  lambda p, v: form.string(p, v, min_len=1, max_len=100))
+    choice_value(form, choice, where, option_type)
 
 
 def choice_value(form: Form, choice: dict[str, Any], where: Path, option_type: int) -> None:
@@ -302,14 +306,7 @@ def _option(form: Form, option: dict[str, Any], where: Path, kind: int) -> None:
             form.add((*where, "autocomplete"), "APPLICATION_COMMAND_OPTION_CHOICES_AUTOCOMPLETE",
                      "Autocomplete cannot be enabled on an option with choices.")
         for index, item in enumerate(choices):
-            at = (*where, "choices", index)
-            choice = form.model(at, item)
-            if choice is None:
-                continue
-            form.required_string(choice, at, "name", max_len=100)
-            localizations(form, choice.get("name_localizations"), (*at, "name_localizations"),
-                           lambda p, v: form.string(p, v, min_len=1, max_len=100))
-            choice_value(form, choice, at, kind)
+            _choice(form, item, (*where, "choices", index), kind)
     only_on("autocomplete", (STRING, INTEGER, NUMBER), "STRING, INTEGER and NUMBER options")
     bounds: list[float] = []
     for key in ("min_value", "max_value"):

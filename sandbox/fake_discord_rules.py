@@ -55,16 +55,19 @@ class Form:
         if self.errors:
             raise invalid_form_body(self.errors)
 
+    def _length(self, path: Path, length: int, min_len: int, max_len: int) -> None:
+        if not min_len <= length <= max_len:
+            if min_len == 0:
+                self.add(path, "BASE_TYPE_MAX_LENGTH", f"Must be {max_len} or fewer in length.")
+            else:
+                self.add(path, "BASE_TYPE_BAD_LENGTH", f"Must be between {min_len} and {max_len} in length.")
+
     # Typed field checks; each returns the value when its type is right (so callers can look inside).
     def string(self, path: Path, value: object, *, max_len: int, min_len: int = 0) -> str | None:
         if not isinstance(value, str):
             self.add(path, "BASE_TYPE_STRING", "Must be a string.")
             return None
-        if not min_len <= len(value) <= max_len:
-            if min_len == 0:
-                self.add(path, "BASE_TYPE_MAX_LENGTH", f"Must be {max_len} or fewer in length.")
-            else:
-                self.add(path, "BASE_TYPE_BAD_LENGTH", f"Must be between {min_len} and {max_len} in length.")
+        self._length(path, len(value), min_len, max_len)
         return value
 
     def required_string(self, parent: dict[str, Any], path: Path, key: str, *, max_len: int,
@@ -95,11 +98,7 @@ class Form:
         if not isinstance(value, list):
             self.add(path, "LIST_TYPE_CONVERT", "Only iterables may be used in a ListType")
             return []
-        if not min_len <= len(value) <= max_len:
-            if min_len == 0:
-                self.add(path, "BASE_TYPE_MAX_LENGTH", f"Must be {max_len} or fewer in length.")
-            else:
-                self.add(path, "BASE_TYPE_BAD_LENGTH", f"Must be between {min_len} and {max_len} in length.")
+        self._length(path, len(value), min_len, max_len)
         return value
 
     def model(self, path: Path, value: object) -> dict[str, Any] | None:
