@@ -141,6 +141,8 @@ async def test_a_crash_between_a_send_and_its_record_gives_two_attempts_of_one_n
     nonces = {r.json["nonce"] for r in box.discord.find_requests("POST", rf"^/channels/{target}/messages$")}
     assert len(nonces) == 1, "the resend carries the same nonce"
     assert len(mentions(box, box.channel_id, box.alice_id)) == 1 and len(box.discord.dm_messages(box.alice_id)) == 1
+    told = task_row(tmp_path / "bot.db", task_id)
+    assert told["notified_at"] is not None and (told["dm_state"], told["channel_state"]) == ("sent", "sent")
 
 
 async def test_a_member_told_before_a_restart_is_not_told_again(

@@ -73,33 +73,6 @@ async def test_sigkill_during_the_paid_post_resolves_the_row_on_start(
     assert box.evolink.submissions() <= 1, "the paid POST was not sent again"
 
 
-@pytest.mark.parametrize("step", ["dm", "channel"])
-async def test_crash_between_a_send_and_its_record_does_not_post_twice(
-        box: Sandbox, bot_process: Callable[..., BotProcess], tmp_path: Path, step: str) -> None:
-    """Discord creates the message but the bot dies before it hears back; the resend carries the same nonce."""
-    first = bot_process()
-    await _started(box, first)
-    _, task_id = await start_upscale(box, url="https://example.com/clip.mp4")
-    target = box.discord.dm_channel_id(box.alice_id) if step == "dm" else box.channel_id
-    hold = box.discord.hold("POST", rf"^/channels/{target}/messages$")
-    box.evolink.complete(task_id, RESULT)
-    await box.discord.wait_for(lambda: hold.held == 1, timeout=30, what="the held send")
-    await first.kill()
-    hold.release()
-
-    second = bot_process()
-    await _started(box, second)
-    sends = rf"^/channels/{target}/messages$"
-    await box.discord.wait_for(lambda: len(box.discord.find_requests("POST", sends)) >= 2, timeout=30)
-    await wait_told(box, box.alice_id, RESULT)
-    assert await second.terminate() == 0, second.output()
-
-    row = _row(tmp_path / "bot.db", task_id)
-    assert row["notified_at"] is not None and (row["dm_state"], row["channel_state"]) == ("sent", "sent")
-    assert len(mentions(box, box.channel_id, box.alice_id)) == 1
-    assert len(box.discord.dm_messages(box.alice_id)) == 1
-
-
 async def test_secrets_never_reach_the_log_or_the_database(
         box: Sandbox, bot_process: Callable[..., BotProcess], tmp_path: Path) -> None:
     process = bot_process(LOG_LEVEL="DEBUG")
