@@ -152,7 +152,7 @@ def outcome_message(task: TaskRecord, *, mention: bool, dm_refused: bool = False
     refused = ["I couldn't DM you; enable DMs from server members to get them."] if dm_refused else []
     if link_too_long(task):
         lines = [f"{who}{what} is ready, but {_too_long_note(task)}.", f"Download it soon: {expiry_note(task)}."]
-        return Outgoing(_fit_content("\n".join(lines + refused)))
+        return Outgoing(clip("\n".join(lines + refused), CONTENT_MAX))
     if task.status == "completed" and task.result_url:
         url = task.result_url
         lines = [f"{who}{what} is ready:", url, f"Download it soon: {expiry_note(task)}."]
@@ -162,10 +162,9 @@ def outcome_message(task: TaskRecord, *, mention: bool, dm_refused: bool = False
         embed = discord.Embed(title="Your upscaled video", description=f"{url}\n{expiry_note(task)}",
                               colour=discord.Colour.green())
         lines = [f"{who}{what} is ready: the link is below.", "Download it soon: it expires 24 hours after completion."]
-        return Outgoing(_fit_content("\n".join(lines + refused)), fit_embed(embed))
-    verb = {"cancelled": "was cancelled", "expired": "expired"}.get(task.status, "failed")
-    lines = [f"{who}{what} {verb}: {failure_reason(task)}", "Failed jobs are not charged."]
-    return Outgoing(_fit_content("\n".join(lines + refused)))
+        return Outgoing(clip("\n".join(lines + refused), CONTENT_MAX), fit_embed(embed))
+    lines = [f"{who}{what} {_ended(task)}: {failure_reason(task)}", "Failed jobs are not charged."]
+    return Outgoing(clip("\n".join(lines + refused), CONTENT_MAX))
 
 
 def minimal_outcome(task: TaskRecord, *, mention: bool) -> Outgoing:
@@ -178,12 +177,11 @@ def minimal_outcome(task: TaskRecord, *, mention: bool) -> Outgoing:
         return Outgoing(f"{who}your upscale #{task.id} is ready; /task id:#{task.id} shows the link.")
     if task.status == "completed":
         return Outgoing(f"{who}your upscale #{task.id} is ready; ask the bot's operator for its link.")
-    verb = {"cancelled": "was cancelled", "expired": "expired"}.get(task.status, "failed")
-    return Outgoing(f"{who}your upscale #{task.id} {verb}; /task id:#{task.id} shows why.")
+    return Outgoing(f"{who}your upscale #{task.id} {_ended(task)}; /task id:#{task.id} shows why.")
 
 
-def _fit_content(text: str) -> str:
-    return clip(text, CONTENT_MAX)
+def _ended(task: TaskRecord) -> str:
+    return {"cancelled": "was cancelled", "expired": "expired"}.get(task.status, "failed")
 
 
 def submission_error(error: EvolinkError) -> str:
