@@ -3,41 +3,17 @@
 from __future__ import annotations
 
 import logging
-import re
 from collections.abc import Mapping, Sequence
-from importlib import resources
 from pathlib import Path
 from typing import Any
 
 import aiosqlite
 
-from storage import ACTIVE_STATUSES, TASK_COLUMNS, TaskRecord
+from storage import TaskRecord
+from storage.schema import SCHEDULED_RUNNING, check_columns, migrations
 from storage.sqlite_quotas import SQLiteQuotas
 
 log = logging.getLogger(__name__)
-
-# A task running upstream with a query scheduled (the rows a callback or a restart may make due sooner).
-_SCHEDULED_RUNNING = "status IN ({}) AND next_poll_at IS NOT NULL".format(
-    ", ".join(f"'{status}'" for status in ACTIVE_STATUSES))
-
-_MIGRATION_NAME = re.compile(r"^(\d{4})_[a-z0-9_]+\.sql$")
-
-
-def _migrations() -> list[tuple[int, str, str]]:
-    """(number, name, sql) for every file in storage/migrations, in order."""
-    found = []
-    for entry in resources.files("storage").joinpath("migrations").iterdir():
-        match = _MIGRATION_NAME.match(entry.name)
-        if match:
-            found.append((int(match.group(1)), entry.name, entry.read_text(encoding="utf-8")))
-    return sorted(found)
-
-
-def _check_columns(names: Mapping[str, Any]) -> None:
-    unknown = set(names) - TASK_COLUMNS
-    if unknown:
-        raise ValueError(f"unknown task columns: {sorted(unknown)}")
-
 
 class SQLiteStorage(SQLiteQuotas):
     """The Storage interface on one aiosqlite connection (aiosqlite serialises calls on its thread)."""
@@ -65,7 +41,7 @@ class SQLiteStorage(SQLiteQuotas):
         async with self._db.execute("PRAGMA user_version") as cur:
             row = await cur.fetchone()
         current = row[0] if row else 0
-        for number, name, sql in _migrations():
+        for number, name, sql in migrations("sqlite"):
             if number <= current:
                 continue
             log.info("applying migration %s", name)
@@ -91,8 +67,8 @@ class SQLiteStorage(SQLiteQuotas):
         if not changes:
             return await self.get_task(task_id)
         expect = expect or {}
-        _check_columns(changes)
-        _check_columns(expect)
+        check_columns(changes)
+        check_columns(expect)
         sets = ", ".join(f"{name} = ?" for name in changes)
         conditions = ["id = ?"]
         params: list[Any] = [*changes.values(), task_id]
@@ -121,7 +97,7 @@ class SQLiteStorage(SQLiteQuotas):
         params = {"id": task_id, "token": callback_token, "now": now}
         if await self._db.execute_fetchall(
                 "UPDATE tasks SET next_poll_at = :now WHERE id = :id AND callback_token = :token "
-                f"AND {_SCHEDULED_RUNNING} RETURNING id", params):
+                f"AND {SCHEDULED_RUNNING} RETURNING id", params):
             return True
         known = await self._db.execute_fetchall(
             "SELECT 1 FROM tasks WHERE id = :id AND callback_token = :token", params)
@@ -130,7 +106,7 @@ class SQLiteStorage(SQLiteQuotas):
     async def poll_ending_within(self, now: float, spread: float) -> int:
         rows = await self._db.execute_fetchall(
             "UPDATE tasks SET next_poll_at = MIN(next_poll_at, :now + (ABS(RANDOM()) % 1000000) * :spread / 1e6) "
-            f"WHERE {_SCHEDULED_RUNNING} "
+            f"WHERE {SCHEDULED_RUNNING} "
             "AND COALESCE(submitted_at, created_at) + COALESCE(estimated_time, 0) <= :now + :spread RETURNING id",
             {"now": now, "spread": spread})
         return len(rows)
