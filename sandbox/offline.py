@@ -21,6 +21,13 @@ from sandbox.fake_evolink import FakeEvolink
 from sandbox.offline_view import Transcript
 
 
+def database_url(database: str | Path) -> str:
+    """A DATABASE_URL as given (sqlite:..., postgres...), else the SQLite file at that path (tests, benchmarks)."""
+    if isinstance(database, str) and database.startswith(("sqlite:", "postgres")):
+        return database
+    return f"sqlite:///{database}"
+
+
 @dataclass
 class Sandbox:
     """A running fake Discord and fake Evolink with one server, one channel and two members."""
@@ -32,12 +39,13 @@ class Sandbox:
     alice_id: str
     bob_id: str
 
-    def settings(self, database_path: str | Path, **overrides: object) -> Settings:
+    def settings(self, database: str | Path, **overrides: object) -> Settings:
+        """Settings for the real bot against these fakes; `database` is a DATABASE_URL or a SQLite file's path."""
         values: dict[str, object] = {
             "discord_token": self.discord.bot_token,
             "evolink_api_key": self.evolink.api_key,
             "evolink_base_url": self.evolink.base_url,
-            "database_url": f"sqlite:///{database_path}",
+            "database_url": database_url(database),
             "discord_guild_ids": (int(self.guild_id),),
             "discord_api_base_url": self.discord.api_base,
             "discord_gateway_url": self.discord.gateway_url,
@@ -49,13 +57,13 @@ class Sandbox:
         values.update(overrides)
         return Settings(**values)  # type: ignore[arg-type]
 
-    def env(self, database_path: str | Path, **overrides: str) -> dict[str, str]:
+    def env(self, database: str | Path, **overrides: str) -> dict[str, str]:
         """The same settings as environment variables, for a bot run as its own process."""
         env = {
             "DISCORD_TOKEN": self.discord.bot_token,
             "EVOLINK_API_KEY": self.evolink.api_key,
             "EVOLINK_BASE_URL": self.evolink.base_url,
-            "DATABASE_URL": f"sqlite:///{database_path}",
+            "DATABASE_URL": database_url(database),
             "DISCORD_GUILD_IDS": self.guild_id,
             "DISCORD_API_BASE_URL": self.discord.api_base,
             "DISCORD_GATEWAY_URL": self.discord.gateway_url,
