@@ -110,7 +110,8 @@ async def _run_offline(stop: asyncio.Event) -> int:
 
 def _fail(message: str, code: int, secrets: tuple[str, ...] = ()) -> int:
     for secret in secrets:
-        message = message.replace(secret, "[redacted]")
+        if len(secret) >= 4:  # as the log redaction: a shorter "secret" would mangle ordinary words
+            message = message.replace(secret, "[redacted]")
     print(f"upscale-bot: {message}", file=sys.stderr)
     return code
 

@@ -13,6 +13,7 @@ from collections.abc import Iterator
 from types import SimpleNamespace
 
 import aiohttp
+import asyncpg
 import discord
 import yarl
 from discord.ext import commands
@@ -142,9 +143,10 @@ class UpscaleBot(commands.Bot):
                 await self.load_extension(name)
             return
         try:
-            self.storage = await open_storage(settings.database_url)
-        except (OSError, sqlite3.OperationalError) as error:
-            raise database_failure(error, settings.sqlite_path) from error
+            self.storage = await open_storage(settings.database_url, pool_size=settings.database_pool_size)
+        except (OSError, TimeoutError, sqlite3.OperationalError, asyncpg.PostgresError,
+                asyncpg.InterfaceError) as error:
+            raise database_failure(error, settings.database_url, settings.secrets()) from error
         self.http_session = aiohttp.ClientSession()
         self.evolink = EvolinkClient(self.http_session, settings.evolink_base_url, settings.evolink_api_key,
                                      request_timeout=settings.evolink_timeout_seconds,

@@ -17,7 +17,7 @@ from dotenv import dotenv_values
 from bot.numbers import finite_number, whole_number
 from bot.text import clip
 from bot.validation import is_public_host
-from storage import sqlite_path
+from storage import database_password, is_postgres, shown_url, sqlite_path
 
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
 
@@ -66,22 +66,31 @@ class Settings:
     callback_listen: tuple[str, int] = ("127.0.0.1", 8080)
     callback_poll_seconds: float = 300.0
     discord_connect_timeout_seconds: float = 30.0
-
-    @property
-    def sqlite_path(self) -> str:
-        """The SQLite file named by DATABASE_URL (validated at load time)."""
-        return _sqlite_path(self.database_url)
+    database_pool_size: int = 10
 
     def secrets(self) -> tuple[str, ...]:
-        """Values that must never be printed (used by the log redaction filter)."""
-        return tuple(s for s in (self.discord_token, self.evolink_api_key) if s)
+        """Values that must never be printed (used by the log redaction filter): the token, the API key and
+        the database password."""
+        return tuple(s for s in (self.discord_token, self.evolink_api_key, database_password(self.database_url))
+                     if s)
 
 
-def _sqlite_path(url: str) -> str:
+def _database_url(raw: str) -> str:
+    """sqlite:///file or postgresql://... (postgres:// too); a bad one is named without its password."""
+    if is_postgres(raw):
+        from urllib.parse import urlsplit
+
+        try:
+            parts = urlsplit(raw)
+            parts.port  # noqa: B018 - raises on a malformed port
+        except ValueError:
+            raise ConfigError(f"DATABASE_URL is not a valid PostgreSQL URL: {_shown(shown_url(raw), 120)}") from None
+        return raw
     try:
-        return sqlite_path(url)
+        sqlite_path(raw)
     except ValueError as error:
         raise ConfigError(str(error)) from None
+    return raw
 
 
 def _shown(raw: str, limit: int = 40) -> str:
@@ -194,8 +203,7 @@ def load_settings(env: Mapping[str, str] | None = None, *, dotenv_path: str | Pa
     if raw := get("EVOLINK_BASE_URL"):
         kwargs["evolink_base_url"] = _url("EVOLINK_BASE_URL", raw, ("https", "http"))
     if raw := get("DATABASE_URL"):
-        _sqlite_path(raw)
-        kwargs["database_url"] = raw
+        kwargs["database_url"] = _database_url(raw)
     if raw := get("DISCORD_GUILD_IDS"):
         kwargs["discord_guild_ids"] = tuple(
             _snowflake("DISCORD_GUILD_IDS", part.strip()) for part in raw.split(",") if part.strip()
@@ -212,6 +220,7 @@ def load_settings(env: Mapping[str, str] | None = None, *, dotenv_path: str | Pa
         "EVOLINK_TIMEOUT_SECONDS": ("evolink_timeout_seconds", 0.1, float),
         "INTERACTION_EDIT_WINDOW_SECONDS": ("interaction_edit_window_seconds", 0.0, float),
         "CALLBACK_POLL_SECONDS": ("callback_poll_seconds", 0.05, float),
+        "DATABASE_POOL_SIZE": ("database_pool_size", 1, int),
         "DISCORD_CONNECT_TIMEOUT_SECONDS": ("discord_connect_timeout_seconds", 0.1, float),
     }
     for name, (attr, minimum, kind) in numbers.items():

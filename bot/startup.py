@@ -12,6 +12,7 @@ from urllib.parse import urlsplit
 import discord
 
 from bot.text import one_line
+from storage import is_postgres, shown_url
 
 EXIT_UNREACHABLE = 1
 EXIT_CONFIGURATION = 2
@@ -72,9 +73,16 @@ def discord_failure(error: Exception, host: str, stage: str, *, syncing: bool = 
                         "/api/v10), the network and https://discordstatus.com")
 
 
-def database_failure(error: Exception, path: str) -> StartupError:
-    """The database file cannot be opened (a folder that cannot be created, permissions, a locked file)."""
+def database_failure(error: Exception, database_url: str, secrets: tuple[str, ...] = ()) -> StartupError:
+    """The database cannot be opened: for SQLite a folder that cannot be created, permissions, a locked file;
+    for PostgreSQL a server that does not answer, refuses the login or has no such database."""
     detail = one_line(str(error), 200) or type(error).__name__
-    return StartupError(f"cannot open the database {path!r}: {detail}; check "
-                        "DATABASE_URL (a relative path is relative to the working directory the bot is started in) "
-                        "and the folder's permissions", exit_code=EXIT_CONFIGURATION)
+    for secret in secrets:
+        detail = detail.replace(secret, "***")
+    if is_postgres(database_url):
+        hint = "check DATABASE_URL (host, port, user, password, database) and that the server is running"
+    else:
+        hint = ("check DATABASE_URL (a relative path is relative to the working directory the bot is started in) "
+                "and the folder's permissions")
+    return StartupError(f"cannot open the database {shown_url(database_url)}: {detail}; {hint}",
+                        exit_code=EXIT_CONFIGURATION)

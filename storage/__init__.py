@@ -166,17 +166,63 @@ class Storage(Protocol):
     async def quota_log(self, guild_id: int, limit: int = 20) -> list[tuple[int, float, str]]: ...
 
 
+POSTGRES_SCHEMES = ("postgresql://", "postgres://")
+
+
+def is_postgres(database_url: str) -> bool:
+    return database_url.startswith(POSTGRES_SCHEMES)
+
+
 def sqlite_path(database_url: str) -> str:
     """The file a sqlite:/// DATABASE_URL names (relative to the working directory unless absolute);
     ValueError with the message to show when the URL is not one."""
     prefix = "sqlite:///"
     if not database_url.startswith(prefix) or len(database_url) == len(prefix):
-        raise ValueError("DATABASE_URL must look like sqlite:///path/to/file.db (only SQLite is supported so far)")
+        raise ValueError("DATABASE_URL must look like sqlite:///path/to/file.db or "
+                         "postgresql://user:password@host:5432/database")
     return database_url[len(prefix) :]
 
 
-async def open_storage(database_url: str) -> Storage:
-    """Open the driver named by DATABASE_URL (only sqlite:/// for now) with migrations applied."""
+def shown_url(database_url: str) -> str:
+    """DATABASE_URL as it may be printed: the password, in the user part or the query, replaced by ***."""
+    if not is_postgres(database_url):
+        return database_url
+    scheme, _, rest = database_url.partition("://")
+    rest, _, query = rest.partition("?")
+    netloc, slash, path = rest.partition("/")
+    user, at, host = netloc.rpartition("@")
+    if at and ":" in user:
+        netloc = f"{user.split(':', 1)[0]}:***@{host}"
+    pairs = [f"{key}=***" if key.lower() in ("password", "sslpassword") else f"{key}{eq}{value}"
+             for key, eq, value in (pair.partition("=") for pair in query.split("&") if pair)]
+    return f"{scheme}://{netloc}{slash}{path}" + (f"?{'&'.join(pairs)}" if pairs else "")
+
+
+def database_password(database_url: str) -> str | None:
+    """The password a PostgreSQL DATABASE_URL carries (in the user part or the query), to keep it out of logs."""
+    if not is_postgres(database_url):
+        return None
+    rest = database_url.partition("://")[2]
+    rest, _, query = rest.partition("?")
+    user = rest.partition("/")[0].rpartition("@")[0]
+    if ":" in user:
+        from urllib.parse import unquote
+
+        return unquote(user.split(":", 1)[1]) or None
+    for key, _, value in (pair.partition("=") for pair in query.split("&")):
+        if key.lower() == "password" and value:
+            from urllib.parse import unquote
+
+            return unquote(value)
+    return None
+
+
+async def open_storage(database_url: str, *, pool_size: int = 10) -> Storage:
+    """Open the driver DATABASE_URL names (sqlite:///file or postgresql://...) with its migrations applied."""
+    if is_postgres(database_url):
+        from storage.postgres import PostgresStorage
+
+        return await PostgresStorage.open(database_url, pool_size=pool_size)
     from storage.sqlite import SQLiteStorage
 
     return await SQLiteStorage.open(sqlite_path(database_url))

@@ -498,7 +498,7 @@ def test_load_settings_only_config_error_escapes(env: dict[str, str]) -> None:
     assert type(loaded.poll_concurrency) is int and loaded.poll_concurrency >= 1
     assert loaded.log_level in ("DEBUG", "INFO", "WARNING", "ERROR")
     assert all(0 < gid < 2**64 for gid in loaded.discord_guild_ids)
-    assert loaded.sqlite_path
+    assert loaded.database_url.startswith(("sqlite:///", "postgresql://", "postgres://"))
     assert set(loaded.default_limits) == set(LIMIT_NAMES)
     assert all(v is None or (type(v) is int and v >= 0) for v in loaded.default_limits.values())
 

@@ -12,6 +12,7 @@ import pytest
 
 from bot.config import ConfigError, load_settings
 from sandbox.offline import Sandbox
+from storage import sqlite_path
 
 ROOT = Path(__file__).resolve().parent.parent
 TOKEN = "secret-token-value-123"
@@ -38,7 +39,7 @@ def test_every_setting_is_read() -> None:
         "LOG_LEVEL": "debug", "ALERT_CHANNEL_ID": "789", "CARD_EDIT_SECONDS": "20",
     }, dotenv_path=None)
     assert settings.evolink_base_url == "http://127.0.0.1:9"
-    assert settings.sqlite_path == "tmp/x.db"
+    assert sqlite_path(settings.database_url) == "tmp/x.db"
     assert settings.discord_guild_ids == (123, 456)
     assert settings.discord_api_base_url == "http://127.0.0.1:1/api/v10"
     assert settings.discord_gateway_url == "ws://127.0.0.1:1/gateway"
@@ -73,7 +74,9 @@ def test_dotenv_file_is_read_and_the_environment_wins(tmp_path: Path) -> None:
     ({"EVOLINK_API_KEY": KEY}, "DISCORD_TOKEN"),
     ({"DISCORD_TOKEN": TOKEN}, "EVOLINK_API_KEY"),
     ({**BASE, "EVOLINK_BASE_URL": "api.evolink.ai"}, "EVOLINK_BASE_URL"),
-    ({**BASE, "DATABASE_URL": "postgres://x"}, "DATABASE_URL"),
+    ({**BASE, "DATABASE_URL": "mysql://x"}, "DATABASE_URL"),
+    ({**BASE, "DATABASE_URL": "postgresql://bot:hunter2@db:99999/upscale"}, "DATABASE_URL"),
+    ({**BASE, "DATABASE_POOL_SIZE": "0"}, "DATABASE_POOL_SIZE"),
     ({**BASE, "DISCORD_GUILD_IDS": "12,abc"}, "DISCORD_GUILD_IDS"),
     ({**BASE, "DISCORD_API_BASE_URL": "localhost:5000"}, "DISCORD_API_BASE_URL"),
     ({**BASE, "DISCORD_API_BASE_URL": "https://user:hunter2@proxy.example.com/api/v10"}, "DISCORD_API_BASE_URL"),

@@ -1,0 +1,134 @@
+"""PostgreSQL driver (asyncpg): a connection pool, numbered migrations under an advisory lock, conditional
+updates. The same Storage interface and guarantees as the SQLite driver, for a bot that outgrew one box."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import asyncpg
+
+from storage import TaskRecord
+from storage.postgres_quotas import PostgresQuotas
+from storage.schema import SCHEDULED_RUNNING, check_columns, migrations
+
+log = logging.getLogger(__name__)
+
+# pg_advisory_lock key for "migrating this database": processes starting together migrate once, in turn.
+MIGRATION_LOCK = 0x75707363616C65  # "upscale"
+CONNECT_TIMEOUT = 10.0
+
+
+class PostgresStorage(PostgresQuotas):
+    """The Storage interface on an asyncpg pool of DATABASE_POOL_SIZE connections."""
+
+    def __init__(self, pool: asyncpg.Pool) -> None:
+        self._pool = pool
+
+    @classmethod
+    async def open(cls, url: str, *, pool_size: int = 10) -> PostgresStorage:
+        pool = await asyncpg.create_pool(url, min_size=1, max_size=max(1, pool_size), timeout=CONNECT_TIMEOUT,
+                                         command_timeout=60)
+        storage = cls(pool)
+        try:
+            await storage._migrate()
+        except BaseException:
+            await pool.close()
+            raise
+        return storage
+
+    async def _migrate(self) -> None:
+        """Apply what is missing, each file in one transaction with its version row, under a session advisory
+        lock: a second process starting at the same moment waits, then finds nothing left to do."""
+        async with self._pool.acquire() as conn:
+            await conn.execute("SELECT pg_advisory_lock($1)", MIGRATION_LOCK)
+            try:
+                await conn.execute("CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, "
+                                   "name TEXT NOT NULL, applied_at TIMESTAMPTZ NOT NULL DEFAULT now())")
+                applied = {row[0] for row in await conn.fetch("SELECT version FROM schema_migrations")}
+                for number, name, sql in migrations("postgres"):
+                    if number in applied:
+                        continue
+                    log.info("applying migration %s", name)
+                    async with conn.transaction():
+                        await conn.execute(sql)
+                        await conn.execute("INSERT INTO schema_migrations (version, name) VALUES ($1, $2)",
+                                           number, name)
+            finally:
+                await conn.execute("SELECT pg_advisory_unlock($1)", MIGRATION_LOCK)
+
+    async def close(self) -> None:
+        await self._pool.close()
+
+    async def get_task(self, task_id: int) -> TaskRecord | None:
+        return await self._one("SELECT * FROM tasks WHERE id = $1", (task_id,))
+
+    async def get_task_by_upstream_id(self, upstream_id: str) -> TaskRecord | None:
+        return await self._one("SELECT * FROM tasks WHERE upstream_id = $1", (upstream_id,))
+
+    async def update_task(self, task_id: int, changes: Mapping[str, Any],
+                          expect: Mapping[str, Any] | None = None) -> TaskRecord | None:
+        if not changes:
+            return await self.get_task(task_id)
+        expect = expect or {}
+        check_columns(changes)
+        check_columns(expect)
+        params: list[Any] = [*changes.values(), task_id]
+        sets = ", ".join(f"{name} = ${index}" for index, name in enumerate(changes, 1))
+        conditions = [f"id = ${len(params)}"]
+        for name, value in expect.items():
+            if value is None:
+                conditions.append(f"{name} IS NULL")
+            else:
+                params.append(value)
+                conditions.append(f"{name} = ${len(params)}")
+        return await self._one(f"UPDATE tasks SET {sets} WHERE {' AND '.join(conditions)} RETURNING *", params)
+
+    async def due_tasks(self, now: float, limit: int, exclude: Sequence[int] = ()) -> list[TaskRecord]:
+        return await self._many(
+            "SELECT * FROM tasks WHERE next_poll_at IS NOT NULL AND next_poll_at <= $1 AND id <> ALL($2::bigint[]) "
+            "ORDER BY next_poll_at LIMIT $3", (now, list(exclude), limit))
+
+    async def next_due_at(self, exclude: Sequence[int] = ()) -> float | None:
+        return await self._pool.fetchval(
+            "SELECT MIN(next_poll_at) FROM tasks WHERE next_poll_at IS NOT NULL AND id <> ALL($1::bigint[])",
+            list(exclude))
+
+    async def make_due(self, task_id: int, callback_token: str, now: float) -> bool | None:
+        if await self._pool.fetchval(
+                "UPDATE tasks SET next_poll_at = $3 WHERE id = $1 AND callback_token = $2 "
+                f"AND {SCHEDULED_RUNNING} RETURNING id", task_id, callback_token, now):
+            return True
+        known = await self._pool.fetchval("SELECT 1 FROM tasks WHERE id = $1 AND callback_token = $2",
+                                          task_id, callback_token)
+        return False if known else None
+
+    async def poll_ending_within(self, now: float, spread: float) -> int:
+        rows = await self._pool.fetch(
+            "UPDATE tasks SET next_poll_at = LEAST(next_poll_at, $1::float8 + random() * $2::float8) "
+            f"WHERE {SCHEDULED_RUNNING} "
+            "AND COALESCE(submitted_at, created_at) + COALESCE(estimated_time, 0) <= $1::float8 + $2::float8 "
+            "RETURNING id",
+            now, spread)
+        return len(rows)
+
+    async def tasks_with_status(self, status: str) -> list[TaskRecord]:
+        return await self._many("SELECT * FROM tasks WHERE status = $1 ORDER BY id", (status,))
+
+    async def user_tasks(self, user_id: int, limit: int, prefix: str = "") -> list[TaskRecord]:
+        if prefix:
+            like = prefix.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+            return await self._many(
+                "SELECT * FROM tasks WHERE user_id = $1 AND (upstream_id LIKE $2 ESCAPE '\\' "
+                "OR CAST(id AS TEXT) LIKE $3 ESCAPE '\\') ORDER BY created_at DESC, id DESC LIMIT $4",
+                (user_id, like, like.lstrip("#"), limit))
+        return await self._many(
+            "SELECT * FROM tasks WHERE user_id = $1 ORDER BY created_at DESC, id DESC LIMIT $2", (user_id, limit))
+
+    async def _one(self, sql: str, params: Sequence[Any]) -> TaskRecord | None:
+        row = await self._pool.fetchrow(sql, *params)
+        return None if row is None else TaskRecord(**dict(row))
+
+    async def _many(self, sql: str, params: Sequence[Any]) -> list[TaskRecord]:
+        return [TaskRecord(**dict(row)) for row in await self._pool.fetch(sql, *params)]

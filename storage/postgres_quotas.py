@@ -1,0 +1,176 @@
+"""Quota queries of the PostgreSQL driver: limits, blocks, the audit log, and the atomic reserve-and-insert.
+
+On SQLite one statement is atomic because writers take turns. PostgreSQL runs statements side by side under
+READ COMMITTED, where two INSERT ... SELECT ... WHERE usage < limit can both see the old usage and both pass;
+so a reservation first takes a transaction-level advisory lock on its server (on its member in DMs), and only
+then runs the same check-and-insert, whose snapshot now includes every reservation committed before it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import asdict
+from typing import Any
+
+import asyncpg
+
+from storage import ACTIVE_STATUSES, NewTask, QuotaUsage, TaskRecord
+
+_ACTIVE = "status IN ({})".format(", ".join(f"'{s}'" for s in ("submitting", *ACTIVE_STATUSES)))
+_HELD = "quota_state = 'held'"
+
+# The parameters of every query below, by name; numbered for asyncpg by _numbered().
+_COUNTER = ("SELECT COALESCE((SELECT {column} FROM usage_counters WHERE guild_key = COALESCE(:guild::bigint, 0) "
+            "AND user_id = {user} AND period = '{prefix}' || :{period}::text), 0)")
+_USAGE_SQL = {
+    "user_daily_jobs": _COUNTER.format(column="jobs", user=":user::bigint", prefix="d", period="day"),
+    "user_concurrent_jobs": "SELECT COUNT(*) FROM tasks WHERE guild_id IS NOT DISTINCT FROM :guild::bigint "
+                            f"AND user_id = :user::bigint AND {_ACTIVE}",
+    "user_monthly_credits": _COUNTER.format(column="credits", user=":user::bigint", prefix="m", period="month"),
+    "server_daily_jobs": _COUNTER.format(column="jobs", user="0", prefix="d", period="day"),
+    "server_monthly_credits": _COUNTER.format(column="credits", user="0", prefix="m", period="month"),
+}
+# The type of each value a reservation inserts (an INSERT ... SELECT does not infer them from the columns).
+_NEW_TASK_TYPES = {
+    "guild_id": "bigint", "channel_id": "bigint", "user_id": "bigint", "source_kind": "text", "source_url": "text",
+    "source_label": "text", "scale": "integer", "created_at": "double precision", "callback_token": "text",
+    "status": "text", "quota_day": "text", "quota_month": "text", "quota_state": "text",
+}
+
+
+def _numbered(sql: str, params: Mapping[str, Any]) -> tuple[str, list[Any]]:
+    """`:name` placeholders to asyncpg's `$n`, one number per name (`::type` casts are left alone)."""
+    order: list[str] = []
+    out: list[str] = []
+    index = 0
+    while index < len(sql):
+        if sql[index] == ":" and sql[index + 1: index + 2] != ":" and (index == 0 or sql[index - 1] != ":"):
+            end = index + 1
+            while end < len(sql) and (sql[end].isalnum() or sql[end] == "_"):
+                end += 1
+            name = sql[index + 1: end]
+            if name:
+                if name not in order:
+                    order.append(name)
+                out.append(f"${order.index(name) + 1}")
+                index = end
+                continue
+        out.append(sql[index])
+        index += 1
+    return "".join(out), [params[name] for name in order]
+
+
+def _count(status: str) -> int:
+    """The row count at the end of asyncpg's command status ("DELETE 1", "INSERT 0 1", "UPDATE 3")."""
+    return int(status.rsplit(" ", 1)[-1])
+
+
+class PostgresQuotas:
+    """Mixed into PostgresStorage; shares its pool."""
+
+    _pool: asyncpg.Pool
+
+    async def create_task_within_limits(self, task: NewTask, *, day: str, month: str,
+                                        limits: Mapping[str, int | None]) -> TaskRecord | None:
+        """Insert the `submitting` row holding a job only if every limit and the block list allow it, with the
+        server's (or, in a DM, the member's) reservations taking turns under an advisory lock."""
+        values = {**asdict(task), "status": "submitting", "quota_day": day, "quota_month": month,
+                  "quota_state": "held"}
+        params: dict[str, Any] = {f"v_{k}": v for k, v in values.items()}
+        params.update(guild=task.guild_id, user=task.user_id, day=day, month=month)
+        checks = ["NOT EXISTS (SELECT 1 FROM blocked_members WHERE guild_id IS NOT DISTINCT FROM :guild::bigint "
+                  "AND user_id = :user::bigint)"]
+        for name, value in limits.items():
+            if value is not None:
+                params[f"limit_{name}"] = value
+                checks.append(f"({_USAGE_SQL[name]}) < :limit_{name}::bigint")
+        columns = ", ".join(values)
+        selected = ", ".join(f":v_{k}::{_NEW_TASK_TYPES[k]}" for k in values)
+        sql, args = _numbered(
+            f"INSERT INTO tasks ({columns}) SELECT {selected} WHERE {' AND '.join(checks)} RETURNING *", params)
+        turn = f"guild:{task.guild_id}" if task.guild_id is not None else f"dm:{task.user_id}"
+        async with self._pool.acquire() as conn, conn.transaction():
+            await conn.execute("SELECT pg_advisory_xact_lock(hashtextextended($1, 0))", f"reserve:{turn}")
+            row = await conn.fetchrow(sql, *args)
+        return None if row is None else TaskRecord(**dict(row))
+
+    async def quota_usage(self, guild_id: int | None, user_id: int, *, day: str, month: str) -> QuotaUsage:
+        params = {"guild": guild_id, "user": user_id, "day": day, "month": month}
+        figures: dict[str, float] = {}
+        async with self._pool.acquire() as conn:
+            for name, query in _USAGE_SQL.items():
+                sql, args = _numbered(query, params)
+                figures[name] = float(await conn.fetchval(sql, *args) or 0)
+        return QuotaUsage(**figures)
+
+    async def server_report(self, guild_id: int, *, day: str, month: str) -> dict[str, Any]:
+        """This month's credits and jobs, today's jobs, active jobs, and the top 10 members by credits."""
+        async with self._pool.acquire() as conn:
+            month_jobs, month_credits, day_jobs = await conn.fetchrow(
+                "SELECT COUNT(*), COALESCE(SUM(credits_charged), 0), COUNT(*) FILTER (WHERE quota_day = $2) "
+                f"FROM tasks WHERE guild_id = $1 AND quota_month = $3 AND {_HELD}", guild_id, day, month)
+            active = await conn.fetchval(f"SELECT COUNT(*) FROM tasks WHERE guild_id = $1 AND {_ACTIVE}", guild_id)
+            top = [(int(u), int(j), float(c)) for u, j, c in await conn.fetch(
+                "SELECT user_id, COUNT(*), COALESCE(SUM(credits_charged), 0) FROM tasks "
+                f"WHERE guild_id = $1 AND quota_month = $2 AND {_HELD} "
+                "GROUP BY user_id ORDER BY 3 DESC, 2 DESC, user_id LIMIT 10", guild_id, month)]
+        return {"month_jobs": int(month_jobs), "month_credits": float(month_credits),
+                "day_jobs": int(day_jobs), "active_jobs": int(active), "top": top}
+
+    async def guild_limits(self, guild_id: int) -> dict[str, int | None]:
+        """Only the limits the server set; a missing name means the operator's default applies."""
+        rows = await self._pool.fetch("SELECT name, value FROM guild_limits WHERE guild_id = $1", guild_id)
+        return {name: value for name, value in rows}
+
+    async def set_guild_limit(self, guild_id: int, name: str, value: int | None) -> None:
+        await self._pool.execute(
+            "INSERT INTO guild_limits (guild_id, name, value) VALUES ($1, $2, $3) "
+            "ON CONFLICT (guild_id, name) DO UPDATE SET value = excluded.value", guild_id, name, value)
+
+    async def role_limits(self, guild_id: int) -> list[tuple[int, str, int]]:
+        rows = await self._pool.fetch("SELECT role_id, name, value FROM role_limits WHERE guild_id = $1 "
+                                      "ORDER BY name, role_id", guild_id)
+        return [(int(r), n, int(v)) for r, n, v in rows]
+
+    async def set_role_limit(self, guild_id: int, role_id: int, name: str, value: int | None) -> bool:
+        if value is None:
+            status = await self._pool.execute(
+                "DELETE FROM role_limits WHERE guild_id = $1 AND role_id = $2 AND name = $3", guild_id, role_id, name)
+        else:
+            status = await self._pool.execute(
+                "INSERT INTO role_limits (guild_id, role_id, name, value) VALUES ($1, $2, $3, $4) "
+                "ON CONFLICT (guild_id, role_id, name) DO UPDATE SET value = excluded.value",
+                guild_id, role_id, name, value)
+        return _count(status) > 0
+
+    async def blocked(self, guild_id: int | None, user_id: int) -> tuple[str | None] | None:
+        """(reason,) when the member is blocked, else None."""
+        row = await self._pool.fetchrow("SELECT reason FROM blocked_members WHERE guild_id IS NOT DISTINCT FROM "
+                                        "$1::bigint AND user_id = $2", guild_id, user_id)
+        return (row[0],) if row else None
+
+    async def set_blocked(self, guild_id: int, user_id: int, *, blocked: bool, actor_id: int, at: float,
+                          reason: str | None = None) -> bool:
+        if blocked:
+            status = await self._pool.execute(
+                "INSERT INTO blocked_members (guild_id, user_id, reason, blocked_by, blocked_at) "
+                "VALUES ($1, $2, $3, $4, $5) ON CONFLICT (guild_id, user_id) DO UPDATE SET reason = excluded.reason",
+                guild_id, user_id, reason, actor_id, at)
+        else:
+            status = await self._pool.execute("DELETE FROM blocked_members WHERE guild_id = $1 AND user_id = $2",
+                                              guild_id, user_id)
+        return _count(status) > 0
+
+    async def reset_member_usage(self, guild_id: int, user_id: int, *, month: str) -> int:
+        return _count(await self._pool.execute(
+            "UPDATE tasks SET member_reset = 1 WHERE guild_id = $1 AND user_id = $2 AND quota_month = $3 "
+            "AND member_reset = 0", guild_id, user_id, month))
+
+    async def add_quota_log(self, guild_id: int, actor_id: int, at: float, action: str) -> None:
+        await self._pool.execute("INSERT INTO quota_log (guild_id, actor_id, at, action) VALUES ($1, $2, $3, $4)",
+                                 guild_id, actor_id, at, action)
+
+    async def quota_log(self, guild_id: int, limit: int = 20) -> list[tuple[int, float, str]]:
+        rows = await self._pool.fetch("SELECT actor_id, at, action FROM quota_log WHERE guild_id = $1 "
+                                      "ORDER BY id DESC LIMIT $2", guild_id, limit)
+        return [(int(a), float(t), str(x)) for a, t, x in rows]
