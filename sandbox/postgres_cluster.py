@@ -61,11 +61,12 @@ def _version_key(path: str) -> tuple[int, ...]:
     return tuple(int(n) for n in re.findall(r"\d+", path))
 
 
-def find_server_binaries(search_path: str | None = None, patterns: Sequence[str] = SEARCH_PATTERNS) -> Path:
+def find_server_binaries(search_path: str | None = None, patterns: Sequence[str] | None = None) -> Path:
     """The folder that holds initdb, pg_ctl and postgres: PATH first, then the usual install folders.
 
-    `search_path` replaces $PATH (tests pass a bogus one to check the message when nothing is found).
+    `search_path` replaces $PATH and `patterns` SEARCH_PATTERNS (tests pass bogus ones to check the message).
     """
+    patterns = SEARCH_PATTERNS if patterns is None else patterns
     initdb = shutil.which("initdb", path=search_path if search_path is not None else os.environ.get("PATH", ""))
     candidates = [str(Path(initdb).parent)] if initdb else []
     for pattern in patterns:

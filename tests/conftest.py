@@ -1,4 +1,5 @@
-"""Fixtures: the loopback fakes, and the real bot running against them (in-process or as its own process)."""
+"""Fixtures: the loopback fakes, the database (SQLite, or PostgreSQL for tests marked `backends`), and the real bot
+running against them (in-process or as its own process)."""
 
 from __future__ import annotations
 
@@ -13,7 +14,23 @@ import pytest
 
 from bot.client import UpscaleBot, point_discord_at
 from sandbox.offline import SANDBOX_API_KEY, SANDBOX_BOT_TOKEN, Sandbox, sandbox
+from sandbox.postgres_cluster import create_database, drop_database
 from sandbox.process import BotProcess
+from storage import Storage, open_storage
+from tests.postgres import PostgresSource, open_source, parametrize_backends, run_async, summary_line
+
+pytest_plugins = ["pytester"]  # tests/test_postgres_cluster.py checks the backends parametrization in a pytest run
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    parametrize_backends(metafunc)
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    """Say at the very end, where nobody misses it, when tests did not run on PostgreSQL."""
+    line = summary_line(terminalreporter.stats)
+    if line:
+        terminalreporter.write_sep("!", line, red=True, bold=True)
 
 
 class SecretWatch(logging.Handler):
@@ -51,6 +68,49 @@ async def session() -> AsyncIterator[aiohttp.ClientSession]:
         yield http
 
 
+@pytest.fixture(scope="session")
+def postgres_source() -> Iterator[PostgresSource]:
+    """This worker's PostgreSQL server (TEST_DATABASE_URL or a throwaway cluster), started on first use only."""
+    with open_source() as source:
+        yield source
+
+
+@pytest.fixture
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """The DATABASE_URL for this test: a SQLite file in tmp_path, or for the `[postgres]` case of a test marked
+    `backends` a new empty database on the session's server (dropped after the test)."""
+    backend = getattr(request, "param", "sqlite")
+    if backend == "sqlite":
+        yield f"sqlite:///{tmp_path / 'bot.db'}"
+        return
+    source: PostgresSource = request.getfixturevalue("postgres_source")
+    admin_url = source.require()
+    try:
+        url = run_async(lambda: create_database(admin_url))
+    except Exception as error:
+        raise RuntimeError(f"cannot CREATE DATABASE on the test PostgreSQL server: {error}") from error
+    try:
+        yield url
+    finally:
+        run_async(lambda: drop_database(admin_url, url))
+
+
+@pytest.fixture
+def storage_url(database_url: str) -> str:
+    """The DATABASE_URL for storage-level tests (one per backend under the `backends` marker)."""
+    return database_url
+
+
+@pytest.fixture
+async def storage(storage_url: str) -> AsyncIterator[Storage]:
+    """An open, migrated Storage on `storage_url`, closed after the test."""
+    store = await open_storage(storage_url)
+    try:
+        yield store
+    finally:
+        await store.close()
+
+
 @pytest.fixture
 async def box() -> AsyncIterator[Sandbox]:
     async with sandbox() as running:
@@ -60,14 +120,20 @@ async def box() -> AsyncIterator[Sandbox]:
 class BotRunner:
     """Starts the real UpscaleBot in this event loop and always closes it."""
 
-    def __init__(self, box: Sandbox, db_path: Path) -> None:
+    def __init__(self, box: Sandbox, database_url: str) -> None:
         self.box = box
-        self.db_path = db_path
+        self.database_url = database_url
         self.bot: UpscaleBot | None = None
         self._runner: asyncio.Task[None] | None = None
 
+    @property
+    def db_path(self) -> Path:
+        """The SQLite file (for tests that read it directly; they run on SQLite only)."""
+        assert self.database_url.startswith("sqlite:///"), f"not a SQLite database: {self.database_url}"
+        return Path(self.database_url.removeprefix("sqlite:///"))
+
     async def start(self, **overrides: object) -> UpscaleBot:
-        settings = self.box.settings(self.db_path, **overrides)
+        settings = self.box.settings(self.database_url, **overrides)
         point_discord_at(settings)
         identified = self.box.discord.identify_count
         self.bot = UpscaleBot(settings, guild_ready_timeout=0.05)
@@ -90,8 +156,8 @@ class BotRunner:
 
 
 @pytest.fixture
-async def bot_runner(box: Sandbox, tmp_path: Path) -> AsyncIterator[BotRunner]:
-    runner = BotRunner(box, tmp_path / "bot.db")
+async def bot_runner(box: Sandbox, database_url: str) -> AsyncIterator[BotRunner]:
+    runner = BotRunner(box, database_url)
     try:
         yield runner
     finally:
@@ -104,11 +170,11 @@ async def bot(bot_runner: BotRunner) -> UpscaleBot:
 
 
 @pytest.fixture
-async def bot_process(box: Sandbox, tmp_path: Path) -> AsyncIterator[Callable[..., BotProcess]]:
+async def bot_process(box: Sandbox, database_url: str, tmp_path: Path) -> AsyncIterator[Callable[..., BotProcess]]:
     made: list[BotProcess] = []
 
     def make(**overrides: str) -> BotProcess:
-        process = BotProcess(box.env(tmp_path / "bot.db", **overrides), tmp_path / "bot.log")
+        process = BotProcess(box.env(database_url, **overrides), tmp_path / "bot.log")
         made.append(process)
         return process
 

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from sandbox.offline import Sandbox
+from storage import TaskRecord, open_storage
 
 # bot/notifier.py nonce_for: "up<task number>.<created_at><kind>" cut to 25 characters with the kind kept: d (DM),
 # c (channel post), k (replacement card); upper case for the minimal message sent after Discord refused the full one.
@@ -78,6 +79,23 @@ def task_row(db: Path, upstream_id: str) -> sqlite3.Row:
         row = conn.execute("SELECT * FROM tasks WHERE upstream_id = ?", (upstream_id,)).fetchone()
     assert row is not None, f"no row for {upstream_id}"
     return row
+
+
+async def stored_task(database_url: str, upstream_id: str | None = None, *, user_id: str | int | None = None
+                      ) -> TaskRecord:
+    """The task as stored, read through the storage layer so it works on every backend (the bot may be another
+    process, or dead): by upstream id, or else the member's newest task."""
+    store = await open_storage(database_url)
+    try:
+        if upstream_id is not None:
+            task = await store.get_task_by_upstream_id(upstream_id)
+        else:
+            assert user_id is not None, "give the upstream id or the member"
+            task = next(iter(await store.user_tasks(int(user_id), 1)), None)
+    finally:
+        await store.close()
+    assert task is not None, f"no task for {upstream_id or f'member {user_id}'}"
+    return task
 
 
 class DeliveryWatch:
