@@ -14,10 +14,9 @@ import pytest
 
 from bot.client import UpscaleBot, point_discord_at
 from sandbox.offline import SANDBOX_API_KEY, SANDBOX_BOT_TOKEN, Sandbox, sandbox
-from sandbox.postgres_cluster import create_database, drop_database
 from sandbox.process import BotProcess
 from storage import Storage, open_storage
-from tests.postgres import PostgresSource, open_source, parametrize_backends, run_async, summary_line
+from tests.postgres import PostgresSource, open_source, parametrize_backends, summary_line
 
 pytest_plugins = ["pytester"]  # tests/test_postgres_cluster.py checks the backends parametrization in a pytest run
 
@@ -84,15 +83,11 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str
         yield f"sqlite:///{tmp_path / 'bot.db'}"
         return
     source: PostgresSource = request.getfixturevalue("postgres_source")
-    admin_url = source.require()
-    try:
-        url = run_async(lambda: create_database(admin_url))
-    except Exception as error:
-        raise RuntimeError(f"cannot CREATE DATABASE on the test PostgreSQL server: {error}") from error
+    url = source.new_database()
     try:
         yield url
     finally:
-        run_async(lambda: drop_database(admin_url, url))
+        source.drop_database(url)
 
 
 @pytest.fixture
