@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field, fields
 from typing import Any, Protocol
 
@@ -164,6 +165,36 @@ class Storage(Protocol):
     async def add_quota_log(self, guild_id: int, actor_id: int, at: float, action: str) -> None: ...
 
     async def quota_log(self, guild_id: int, limit: int = 20) -> list[tuple[int, float, str]]: ...
+
+    # Copying a whole database (`python -m bot copy-db`, bot/copy_db.py; storage/*_copy.py). Tables are those of
+    # storage.schema.TABLE_KEYS; table_counts, iter_rows, insert_rows, id_high_water and after_copy run inside
+    # copy_session.
+    def copy_session(self, *, write: bool) -> AbstractAsyncContextManager[None]:
+        """One transaction for the whole copy: one snapshot to read from, or, with `write`, the target's writes,
+        committed only when the block ends without an error (else nothing is left behind)."""
+        ...
+
+    async def database_identity(self) -> str:
+        """The same for one database however it is reached, so it is never both source and target."""
+        ...
+
+    async def table_columns(self, table: str) -> list[str]: ...
+
+    async def table_counts(self) -> dict[str, int]: ...
+
+    def iter_rows(self, table: str, columns: Sequence[str], batch: int) -> AsyncIterator[list[tuple[Any, ...]]]:
+        """The table in primary-key order, `batch` rows at a time (a big table is never read whole)."""
+        ...
+
+    async def insert_rows(self, table: str, columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> None: ...
+
+    async def id_high_water(self) -> dict[str, int]:
+        """For tasks and quota_log: the highest id ever handed out (the next new row gets a higher one)."""
+        ...
+
+    async def after_copy(self, high_water: Mapping[str, int]) -> None:
+        """Make the target's next ids follow `high_water` (the source's id_high_water)."""
+        ...
 
 
 POSTGRES_SCHEMES = ("postgresql://", "postgres://")

@@ -10,6 +10,7 @@ from typing import Any
 import asyncpg
 
 from storage import TaskRecord
+from storage.postgres_copy import PostgresCopy
 from storage.postgres_quotas import PostgresQuotas
 from storage.schema import SCHEDULED_RUNNING, check_columns, migrations
 
@@ -20,7 +21,7 @@ MIGRATION_LOCK = 0x75707363616C65  # "upscale"
 CONNECT_TIMEOUT = 10.0
 
 
-class PostgresStorage(PostgresQuotas):
+class PostgresStorage(PostgresQuotas, PostgresCopy):
     """The Storage interface on an asyncpg pool of DATABASE_POOL_SIZE connections."""
 
     def __init__(self, pool: asyncpg.Pool) -> None:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from importlib import resources
 from typing import Any
 
@@ -32,3 +32,31 @@ def check_columns(names: Mapping[str, Any]) -> None:
     unknown = set(names) - TASK_COLUMNS
     if unknown:
         raise ValueError(f"unknown task columns: {sorted(unknown)}")
+
+
+# `python -m bot copy-db`: every table with rows to move and its primary key (rows stream in key order), in the
+# order copied. usage_counters is derived from tasks: the target's own triggers rebuild it as the tasks go in, and
+# the copy compares it with the source's afterwards instead of copying it. Migration bookkeeping is not copied.
+COPIED_TABLES: dict[str, tuple[str, ...]] = {
+    "tasks": ("id",),
+    "guild_limits": ("guild_id", "name"),
+    "role_limits": ("guild_id", "role_id", "name"),
+    "blocked_members": ("guild_id", "user_id"),
+    "quota_log": ("id",),
+}
+USAGE_TABLE = "usage_counters"
+USAGE_COLUMNS = ("guild_key", "user_id", "period", "jobs", "credits")
+TABLE_KEYS: dict[str, tuple[str, ...]] = {**COPIED_TABLES, USAGE_TABLE: USAGE_COLUMNS[:3]}
+# Tables whose `id` is kept as it is: the target's next id must follow the source's highest.
+ID_TABLES = ("tasks", "quota_log")
+
+_IDENTIFIER = re.compile(r"^[a-z_][a-z0-9_]*$")
+
+
+def check_copy_names(table: str, columns: Sequence[str]) -> None:
+    """Table and column names go into SQL text (they come from the catalog, but a copy must not trust that)."""
+    if table not in TABLE_KEYS:
+        raise ValueError(f"not a copied table: {table!r}")
+    bad = [name for name in columns if not _IDENTIFIER.match(name)]
+    if bad or not columns:
+        raise ValueError(f"bad column names for {table}: {bad or 'none'}")

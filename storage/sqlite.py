@@ -11,11 +11,12 @@ import aiosqlite
 
 from storage import TaskRecord
 from storage.schema import SCHEDULED_RUNNING, check_columns, migrations
+from storage.sqlite_copy import SQLiteCopy
 from storage.sqlite_quotas import SQLiteQuotas
 
 log = logging.getLogger(__name__)
 
-class SQLiteStorage(SQLiteQuotas):
+class SQLiteStorage(SQLiteQuotas, SQLiteCopy):
     """The Storage interface on one aiosqlite connection (aiosqlite serialises calls on its thread)."""
 
     def __init__(self, db: aiosqlite.Connection) -> None:
