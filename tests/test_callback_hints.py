@@ -1,11 +1,10 @@
-"""Callbacks as hints, at the service and listener level (real SQLite, the fake Evolink, real aiohttp)."""
+"""Callbacks as hints, at the service and listener level (SQLite and PostgreSQL, the fake Evolink, real aiohttp)."""
 
 from __future__ import annotations
 
 import time
 from collections.abc import AsyncIterator
 from dataclasses import replace
-from pathlib import Path
 
 import aiohttp
 import pytest
@@ -17,7 +16,9 @@ from bot.quota import QuotaService
 from bot.tasks import TaskService
 from bot.validation import VideoSource
 from sandbox.fake_evolink import FakeEvolink
-from storage import Storage, TaskRecord, open_storage
+from storage import Storage, TaskRecord
+
+pytestmark = pytest.mark.backends("sqlite", "postgres")  # through the `storage` fixture (tests/conftest.py)
 
 PUBLIC = "https://callbacks.example.com/evolink"
 SOURCE = VideoSource(kind="url", url="https://example.com/v.mp4", label="example.com/v.mp4")
@@ -38,14 +39,12 @@ class Parts:
 
 
 @pytest.fixture
-async def parts(tmp_path: Path) -> AsyncIterator[Parts]:
-    storage = await open_storage(f"sqlite:///{tmp_path / 'hints.db'}")
+async def parts(storage: Storage) -> AsyncIterator[Parts]:
     fake = FakeEvolink(estimated_time=600)
     await fake.start()
     async with aiohttp.ClientSession() as session:
         yield Parts(storage, fake, EvolinkClient(session, fake.base_url, fake.api_key, backoff_base=0.01))
     await fake.close()
-    await storage.close()
 
 
 async def _submit(service: TaskService) -> TaskRecord:

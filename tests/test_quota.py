@@ -1,9 +1,9 @@
-"""QuotaService on real SQLite with an injectable clock: limits, atomic reservation, refunds, rollover."""
+"""QuotaService on real SQLite and PostgreSQL with an injectable clock: limits, atomic reservation, refunds,
+rollover."""
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -13,6 +13,9 @@ from bot.config import LIMIT_NAMES
 from bot.quota import QuotaExceeded, QuotaService, periods
 from bot.validation import InputError
 from storage import NewTask, Storage, open_storage
+
+# Every test using the `storage` fixture (tests/conftest.py) runs on both; the migration test is SQLite's own.
+pytestmark = pytest.mark.backends("sqlite", "postgres")
 
 UNLIMITED = dict.fromkeys(LIMIT_NAMES)
 GUILD, ALICE, BOB, ADMIN = 1, 10, 20, 99
@@ -24,13 +27,6 @@ class Clock:
 
     def __call__(self) -> float:
         return self.now
-
-
-@pytest.fixture
-async def storage(tmp_path: Path) -> AsyncIterator[Storage]:
-    store = await open_storage(f"sqlite:///{tmp_path / 'quota.db'}")
-    yield store
-    await store.close()
 
 
 def _task(user: int = ALICE, guild: int | None = GUILD) -> NewTask:
