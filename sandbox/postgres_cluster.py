@@ -37,6 +37,8 @@ SEARCH_PATTERNS: tuple[str, ...] = (
     "/usr/pgsql-*/bin",
 )
 SERVER_BINARIES = ("initdb", "pg_ctl", "postgres")
+PREFIX = "upscale-pg-"  # each cluster's folder in the temporary directory
+OWNER_FILE = "owner.pid"  # the process that started it: when that is gone, the next start removes the cluster
 
 # Durability costs time and a test cluster is thrown away, so: no fsync, no waiting for the WAL, and enough
 # connections for two bot processes with pools of 10 each plus the tests' own on every worker.
@@ -86,6 +88,16 @@ def _free_port() -> int:
         return int(probe.getsockname()[1])
 
 
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
 def _reachable_by_others(folder: str) -> bool:
     """True when every folder up to `folder` lets other users through (an unprivileged server must reach it)."""
     path = Path(folder).resolve()
@@ -130,7 +142,9 @@ class PostgresCluster:
         base = tempfile.gettempdir()
         if uid is not None and not _reachable_by_others(base):
             base = "/tmp"  # TMPDIR may sit under root's home, which the server's user cannot enter
-        self.root = Path(tempfile.mkdtemp(prefix="upscale-pg-", dir=base))
+        self._reap_orphans(Path(base))
+        self.root = Path(tempfile.mkdtemp(prefix=PREFIX, dir=base))
+        (self.root / OWNER_FILE).write_text(str(os.getpid()))
         atexit.register(self.stop)
         try:
             if uid is not None:
@@ -180,6 +194,20 @@ class PostgresCluster:
             self.root = None
             self._started = False
             shutil.rmtree(root, ignore_errors=True)
+
+    def _reap_orphans(self, base: Path) -> None:
+        """Stop and remove the clusters of runs that were killed before they could (their owner process is gone),
+        so a machine that runs the suite again and again does not gather servers."""
+        for root in base.glob(f"{PREFIX}*"):
+            try:
+                owner = int((root / OWNER_FILE).read_text())
+            except (OSError, ValueError):
+                continue  # not ours to judge (another user's, or being created right now)
+            if _alive(owner):
+                continue
+            orphan = PostgresCluster(self.bin_dir)
+            orphan.root, orphan.run_as = root, self.run_as
+            orphan.stop()
 
     @staticmethod
     def _kill_postmaster(data: Path) -> None:

@@ -7,6 +7,7 @@ import contextlib
 import os
 import pwd
 import socket
+import subprocess
 from pathlib import Path
 
 import asyncpg
@@ -73,6 +74,24 @@ async def test_a_throwaway_cluster_runs_unprivileged_answers_and_leaves_nothing_
     assert root is not None and port is not None
     assert not root.exists(), "the cluster's folder is removed"
     assert _refused(port), "the server is stopped"
+
+
+def _ended_pid() -> int:
+    """The pid of a process that has ended: the stand-in for a test run that was killed."""
+    ended = subprocess.Popen(["true"])
+    ended.wait()
+    return ended.pid
+
+
+def test_a_cluster_left_by_a_killed_run_is_removed_by_the_next_start(tmp_path: Path) -> None:
+    """Only the folder here (a server in it would be stopped first by the same stop() the test above checks)."""
+    orphan, running = tmp_path / f"{postgres_cluster.PREFIX}orphan", tmp_path / f"{postgres_cluster.PREFIX}running"
+    for root, owner in ((orphan, _ended_pid()), (running, os.getpid())):
+        (root / "data").mkdir(parents=True)
+        (root / postgres_cluster.OWNER_FILE).write_text(str(owner))
+    PostgresCluster()._reap_orphans(tmp_path)
+    assert not orphan.exists(), "its owner is gone: removed"
+    assert running.exists(), "its owner is alive: kept"
 
 
 async def test_databases_are_created_empty_and_dropped_even_while_connected(postgres_source: PostgresSource) -> None:
