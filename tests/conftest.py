@@ -121,12 +121,6 @@ class BotRunner:
         self.bot: UpscaleBot | None = None
         self._runner: asyncio.Task[None] | None = None
 
-    @property
-    def db_path(self) -> Path:
-        """The SQLite file (for tests that read it directly; they run on SQLite only)."""
-        assert self.database_url.startswith("sqlite:///"), f"not a SQLite database: {self.database_url}"
-        return Path(self.database_url.removeprefix("sqlite:///"))
-
     async def start(self, **overrides: object) -> UpscaleBot:
         settings = self.box.settings(self.database_url, **overrides)
         point_discord_at(settings)

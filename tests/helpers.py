@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import re
-import sqlite3
 from collections import Counter
-from pathlib import Path
 from typing import Any
 
 from sandbox.offline import Sandbox
@@ -70,15 +68,6 @@ def send_attempts(box: Sandbox, *, accepted_only: bool = False) -> Counter[tuple
         match = _NONCE_RE.fullmatch(str(nonce)) if nonce is not None else None
         counts[(int(match[1]), match[2]) if match else (None, "")] += 1
     return counts
-
-
-def task_row(db: Path, upstream_id: str) -> sqlite3.Row:
-    """The task's row read straight from the SQLite file (the bot may be another process, or dead)."""
-    with sqlite3.connect(db) as conn:
-        conn.row_factory = sqlite3.Row
-        row = conn.execute("SELECT * FROM tasks WHERE upstream_id = ?", (upstream_id,)).fetchone()
-    assert row is not None, f"no row for {upstream_id}"
-    return row
 
 
 async def stored_task(database_url: str, upstream_id: str | None = None, *, user_id: str | int | None = None

@@ -47,6 +47,53 @@ def no_postgres(reason: str) -> NoReturn:
     pytest.skip(message)
 
 
+class DatabaseSupply:
+    """Empty databases made ahead on a thread of their own: CREATE DATABASE copies a template (0.05-0.2 s here),
+    which then overlaps the tests' own waiting instead of adding to each test's setup. Drops go there too."""
+
+    def __init__(self, admin_url: str, ahead: int = 2) -> None:
+        self.admin_url = admin_url
+        self._loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self._loop.run_forever, name="postgres-databases", daemon=True)
+        self._thread.start()
+        self._ready = [self._submit(create_database(admin_url)) for _ in range(ahead)]
+        self._dropping: list[Future[None]] = []
+
+    def _submit(self, work: Coroutine[Any, Any, T]) -> Future[T]:
+        return asyncio.run_coroutine_threadsafe(work, self._loop)
+
+    def take(self) -> str:
+        """A new empty database's URL (waits if none is ready yet; raises what CREATE DATABASE raised)."""
+        made = self._ready.pop(0)
+        self._ready.append(self._submit(create_database(self.admin_url)))
+        return made.result(timeout=120)
+
+    def give_back(self, url: str) -> None:
+        """Drop the database in the background (connections a killed bot left open are ended)."""
+        self._dropping = [d for d in self._dropping if not d.done() or d.exception() is not None]
+        self._dropping.append(self._submit(drop_database(self.admin_url, url)))
+
+    def close(self) -> None:
+        """Drop what was made ahead and wait for every drop, then stop the thread; failures become a warning."""
+        failures: list[str] = []
+        for made in self._ready:
+            try:
+                self._dropping.append(self._submit(drop_database(self.admin_url, made.result(timeout=120))))
+            except Exception as error:
+                failures.append(str(error))
+        for drop in self._dropping:
+            try:
+                drop.result(timeout=120)
+            except Exception as error:
+                failures.append(str(error))
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        self._thread.join()
+        self._loop.close()
+        if failures:
+            warnings.warn(pytest.PytestWarning(f"test databases not dropped on {self.admin_url}: {failures[0]}"),
+                          stacklevel=1)
+
+
 @dataclass
 class PostgresSource:
     """Where this worker's PostgreSQL comes from: an admin URL that may CREATE DATABASE, or why there is none."""
@@ -109,53 +156,6 @@ def open_source() -> Iterator[PostgresSource]:
             source.close()
         finally:
             cluster.stop()
-
-
-class DatabaseSupply:
-    """Empty databases made ahead on a thread of their own: CREATE DATABASE copies a template (0.05-0.2 s here),
-    which then overlaps the tests' own waiting instead of adding to each test's setup. Drops go there too."""
-
-    def __init__(self, admin_url: str, ahead: int = 2) -> None:
-        self.admin_url = admin_url
-        self._loop = asyncio.new_event_loop()
-        self._thread = threading.Thread(target=self._loop.run_forever, name="postgres-databases", daemon=True)
-        self._thread.start()
-        self._ready = [self._submit(create_database(admin_url)) for _ in range(ahead)]
-        self._dropping: list[Future[None]] = []
-
-    def _submit(self, work: Coroutine[Any, Any, T]) -> Future[T]:
-        return asyncio.run_coroutine_threadsafe(work, self._loop)
-
-    def take(self) -> str:
-        """A new empty database's URL (waits if none is ready yet; raises what CREATE DATABASE raised)."""
-        made = self._ready.pop(0)
-        self._ready.append(self._submit(create_database(self.admin_url)))
-        return made.result(timeout=120)
-
-    def give_back(self, url: str) -> None:
-        """Drop the database in the background (connections a killed bot left open are ended)."""
-        self._dropping = [d for d in self._dropping if not d.done() or d.exception() is not None]
-        self._dropping.append(self._submit(drop_database(self.admin_url, url)))
-
-    def close(self) -> None:
-        """Drop what was made ahead and wait for every drop, then stop the thread; failures become a warning."""
-        failures: list[str] = []
-        for made in self._ready:
-            try:
-                self._dropping.append(self._submit(drop_database(self.admin_url, made.result(timeout=120))))
-            except Exception as error:
-                failures.append(str(error))
-        for drop in self._dropping:
-            try:
-                drop.result(timeout=120)
-            except Exception as error:
-                failures.append(str(error))
-        self._loop.call_soon_threadsafe(self._loop.stop)
-        self._thread.join()
-        self._loop.close()
-        if failures:
-            warnings.warn(pytest.PytestWarning(f"test databases not dropped on {self.admin_url}: {failures[0]}"),
-                          stacklevel=1)
 
 
 def parametrize_backends(metafunc: pytest.Metafunc) -> None:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import os
 import socket
-import sqlite3
 import subprocess
 import sys
 import time
@@ -13,6 +12,7 @@ from pathlib import Path
 
 from bot.client import UpscaleBot
 from sandbox.offline import Sandbox
+from storage import open_storage
 from tests.conftest import BotRunner
 from tests.helpers import DeliveryWatch, mentions, start_upscale, wait_told
 
@@ -114,8 +114,12 @@ async def test_a_task_that_ended_while_the_bot_was_down_is_queried_on_start(box:
     assert row is not None
     await bot_runner.stop()
     # Make the row look like a job whose estimate has passed (the fake estimates 600 s).
-    with sqlite3.connect(bot_runner.db_path) as conn:
-        conn.execute("UPDATE tasks SET submitted_at = submitted_at - 600 WHERE id = ?", (row.id,))
+    store = await open_storage(bot_runner.database_url)
+    try:
+        assert row.submitted_at is not None
+        await store.update_task(row.id, {"submitted_at": row.submitted_at - 600})
+    finally:
+        await store.close()
     box.evolink.callbacks_enabled = False  # sent while the bot was down: lost
     box.evolink.complete(task_id, RESULT)
 

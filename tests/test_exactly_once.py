@@ -11,7 +11,6 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -19,7 +18,7 @@ import pytest
 from bot.config import LIMIT_NAMES
 from sandbox.offline import Sandbox
 from sandbox.process import BotProcess
-from tests.helpers import DeliveryWatch, mentions, send_attempts, start_upscale, task_row, wait_told
+from tests.helpers import DeliveryWatch, mentions, send_attempts, start_upscale, stored_task, wait_told
 
 RESULT = "https://cdn.evolink.ai/sample/exactly-once.mp4"
 UNLIMITED = dict.fromkeys(LIMIT_NAMES)
@@ -83,7 +82,7 @@ async def test_several_tasks_ending_together_each_send_once(box: Sandbox, bot_ru
 # ---- across a SIGKILL and a restart of the bot process -----------------------------------------------------------
 
 async def test_killed_after_the_dm_was_recorded_the_restart_posts_in_the_channel_and_never_dms_again(
-        box: Sandbox, bot_process: Callable[..., BotProcess], tmp_path: Path) -> None:
+        box: Sandbox, bot_process: Callable[..., BotProcess], database_url: str) -> None:
     """The channel POST is refused with a long 429, so discord.py sleeps inside the send: the kill lands after the
     DM was sent and recorded and before any channel message exists."""
     first = bot_process(**FAST_ENV)
@@ -95,8 +94,8 @@ async def test_killed_after_the_dm_was_recorded_the_restart_posts_in_the_channel
     await box.discord.wait_for(lambda: any(r.status == 429 for r in box.discord.find_requests("POST", channel_posts)),
                                timeout=30, what="the refused channel post")
     await first.kill()
-    row = task_row(tmp_path / "bot.db", task_id)
-    assert (row["dm_state"], row["channel_state"], row["notified_at"]) == ("sent", None, None), \
+    row = await stored_task(database_url, task_id)
+    assert (row.dm_state, row.channel_state, row.notified_at) == ("sent", None, None), \
         "the DM is recorded as soon as it succeeded, before the channel post"
     assert mentions(box, box.channel_id, box.alice_id) == []
 
@@ -105,16 +104,16 @@ async def test_killed_after_the_dm_was_recorded_the_restart_posts_in_the_channel
     await wait_told(box, box.alice_id, RESULT)
     assert await second.terminate() == 0, second.output()
 
-    number = row["id"]
+    number = row.id
     assert send_attempts(box) == Counter({(number, "d"): 1, (number, "c"): 2}), "the DM was not sent again"
     assert send_attempts(box, accepted_only=True) == _once(number)
     assert len(mentions(box, box.channel_id, box.alice_id)) == 1 and len(box.discord.dm_messages(box.alice_id)) == 1
-    assert task_row(tmp_path / "bot.db", task_id)["notified_at"] is not None
+    assert (await stored_task(database_url, task_id)).notified_at is not None
 
 
 @pytest.mark.parametrize("step", ["d", "c"])
 async def test_a_crash_between_a_send_and_its_record_gives_two_attempts_of_one_nonce_and_one_message(
-        box: Sandbox, bot_process: Callable[..., BotProcess], tmp_path: Path, step: str) -> None:
+        box: Sandbox, bot_process: Callable[..., BotProcess], database_url: str, step: str) -> None:
     """The README's one window: Discord created the message, the bot died before recording it. The restart sends
     that one message again with the same nonce (2 attempts, 1 message); the other message is sent once."""
     first = bot_process(**FAST_ENV)
@@ -126,34 +125,34 @@ async def test_a_crash_between_a_send_and_its_record_gives_two_attempts_of_one_n
     await box.discord.wait_for(lambda: hold.held == 1, timeout=30, what="the held send")
     await first.kill()
     hold.release()
-    row = task_row(tmp_path / "bot.db", task_id)
-    assert row[{"d": "dm_state", "c": "channel_state"}[step]] is None, "killed before the record"
+    row = await stored_task(database_url, task_id)
+    assert getattr(row, {"d": "dm_state", "c": "channel_state"}[step]) is None, "killed before the record"
 
     second = bot_process(**FAST_ENV)
     await second.start_connected(box.discord)
     await wait_told(box, box.alice_id, RESULT)
     assert await second.terminate() == 0, second.output()
 
-    number = row["id"]
+    number = row.id
     other = "c" if step == "d" else "d"
     attempts = send_attempts(box)
     assert attempts == Counter({(number, step): 2, (number, other): 1}), attempts
     nonces = {r.json["nonce"] for r in box.discord.find_requests("POST", rf"^/channels/{target}/messages$")}
     assert len(nonces) == 1, "the resend carries the same nonce"
     assert len(mentions(box, box.channel_id, box.alice_id)) == 1 and len(box.discord.dm_messages(box.alice_id)) == 1
-    told = task_row(tmp_path / "bot.db", task_id)
-    assert told["notified_at"] is not None and (told["dm_state"], told["channel_state"]) == ("sent", "sent")
+    told = await stored_task(database_url, task_id)
+    assert told.notified_at is not None and (told.dm_state, told.channel_state) == ("sent", "sent")
 
 
 async def test_a_member_told_before_a_restart_is_not_told_again(
-        box: Sandbox, bot_process: Callable[..., BotProcess], tmp_path: Path) -> None:
+        box: Sandbox, bot_process: Callable[..., BotProcess], database_url: str) -> None:
     first = bot_process(**FAST_ENV)
     await first.start_connected(box.discord)
     _, told = await start_upscale(box, url="https://example.com/clip.mp4")
     box.evolink.complete(told, RESULT)
     await wait_told(box, box.alice_id, RESULT)
     assert await first.terminate() == 0, first.output()  # a clean stop: notified_at is written
-    number = task_row(tmp_path / "bot.db", told)["id"]
+    number = (await stored_task(database_url, told)).id
 
     second = bot_process(**FAST_ENV)
     await second.start_connected(box.discord)
@@ -162,4 +161,4 @@ async def test_a_member_told_before_a_restart_is_not_told_again(
     box.evolink.complete(other, RESULT)
     await wait_told(box, box.bob_id, RESULT)
     assert await second.terminate() == 0, second.output()
-    assert send_attempts(box) == _once(number, task_row(tmp_path / "bot.db", other)["id"])
+    assert send_attempts(box) == _once(number, (await stored_task(database_url, other)).id)

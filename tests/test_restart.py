@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import signal
-import sqlite3
 from collections.abc import Callable
 from pathlib import Path
 
@@ -12,17 +11,9 @@ import pytest
 
 from sandbox.offline import Sandbox
 from sandbox.process import BotProcess
-from tests.helpers import mentions, start_upscale, wait_told
+from tests.helpers import mentions, start_upscale, stored_task, wait_told
 
 RESULT = "https://cdn.evolink.ai/sample/after-restart.mp4"
-
-
-def _row(db: Path, upstream_id: str | None = None) -> sqlite3.Row:
-    with sqlite3.connect(db) as conn:
-        conn.row_factory = sqlite3.Row
-        if upstream_id is None:
-            return conn.execute("SELECT * FROM tasks ORDER BY id DESC LIMIT 1").fetchone()
-        return conn.execute("SELECT * FROM tasks WHERE upstream_id = ?", (upstream_id,)).fetchone()
 
 
 async def _started(box: Sandbox, process: BotProcess) -> None:
@@ -30,7 +21,7 @@ async def _started(box: Sandbox, process: BotProcess) -> None:
 
 
 async def test_sigkill_after_submitting_then_restart_tells_the_member_exactly_once(
-        box: Sandbox, bot_process: Callable[..., BotProcess], tmp_path: Path) -> None:
+        box: Sandbox, bot_process: Callable[..., BotProcess], database_url: str) -> None:
     first = bot_process()
     await _started(box, first)
     _, task_id = await start_upscale(box, url="https://example.com/clip.mp4")
@@ -42,15 +33,15 @@ async def test_sigkill_after_submitting_then_restart_tells_the_member_exactly_on
     await wait_told(box, box.alice_id, RESULT)
     assert await second.terminate() == 0, second.output()
 
-    row = _row(tmp_path / "bot.db", task_id)
-    assert row["status"] == "completed" and row["notified_at"] is not None and row["next_poll_at"] is None
-    assert (row["dm_state"], row["channel_state"]) == ("sent", "sent")
+    row = await stored_task(database_url, task_id)
+    assert row.status == "completed" and row.notified_at is not None and row.next_poll_at is None
+    assert (row.dm_state, row.channel_state) == ("sent", "sent")
     assert len(mentions(box, box.channel_id, box.alice_id)) == 1
     assert len(box.discord.dm_messages(box.alice_id)) == 1
 
 
 async def test_sigkill_during_the_paid_post_resolves_the_row_on_start(
-        box: Sandbox, bot_process: Callable[..., BotProcess], tmp_path: Path) -> None:
+        box: Sandbox, bot_process: Callable[..., BotProcess], database_url: str) -> None:
     first = bot_process(EVOLINK_TIMEOUT_SECONDS="30")
     await _started(box, first)
     box.evolink.inject("timeout", on="submit")
@@ -59,20 +50,21 @@ async def test_sigkill_during_the_paid_post_resolves_the_row_on_start(
     await interaction.wait_ack()
     await box.evolink.wait_for(lambda: any(r.method == "POST" for r in box.evolink.requests))
     await first.kill()
-    assert _row(tmp_path / "bot.db")["status"] == "submitting"
+    assert (await stored_task(database_url, user_id=box.alice_id)).status == "submitting"
 
     second = bot_process()
     await _started(box, second)
     post, _ = await wait_told(box, box.alice_id, "/upscale again")
     assert "restarted" in post["content"]
     assert await second.terminate() == 0, second.output()
-    row = _row(tmp_path / "bot.db")
-    assert row["status"] == "failed" and row["error_code"] == "bot_restarted" and row["notified_at"] is not None
-    assert row["quota_state"] == "released", "the interrupted job gives its quota back"
+    row = await stored_task(database_url, user_id=box.alice_id)
+    assert row.status == "failed" and row.error_code == "bot_restarted" and row.notified_at is not None
+    assert row.quota_state == "released", "the interrupted job gives its quota back"
     assert len(box.discord.dm_messages(box.alice_id)) == 1
     assert box.evolink.submissions() <= 1, "the paid POST was not sent again"
 
 
+@pytest.mark.backends("sqlite")  # reads the SQLite file's bytes
 async def test_secrets_never_reach_the_log_or_the_database(
         box: Sandbox, bot_process: Callable[..., BotProcess], tmp_path: Path) -> None:
     process = bot_process(LOG_LEVEL="DEBUG")
