@@ -1,4 +1,5 @@
-"""`python -m bot` runs the bot; `python -m bot sync` syncs the slash commands and exits.
+"""`python -m bot` runs the bot; `python -m bot sync` syncs the slash commands and exits; `python -m bot copy-db
+--to URL` copies the database into an empty one.
 
 With no credentials configured it runs the offline sandbox instead, so a newcomer sees the whole flow.
 """
@@ -36,12 +37,28 @@ start-up:
   SIGTERM or Ctrl-C at any moment stops the bot cleanly with exit status 0.
 
 exit status:
-  0  stopped by SIGTERM or Ctrl-C, or `sync` or the sandbox done
+  0  stopped by SIGTERM or Ctrl-C, or `sync` or the sandbox done (`copy-db --help` has its own)
   1  Discord unreachable or failing at start-up (a later restart may succeed), or an unexpected error
   2  configuration error: a missing or malformed setting, a token Discord refused, a server the bot
      cannot sync its commands to, a database that cannot be opened
 """
 
+COPY_DB_DESCRIPTION = """\
+Copy everything in the bot's database (DATABASE_URL, from the environment or .env) into an empty database:
+tasks with their numbers, server and role limits, blocked members, the quota log, and so each member's usage.
+Stop the bot first. The source is only read; the target gets the bot's tables first. Needs neither
+DISCORD_TOKEN nor EVOLINK_API_KEY."""
+COPY_DB_EPILOG = """\
+checks:
+  Rows per table on both sides, and the usage counters (which the target rebuilds from the tasks) row by row;
+  the figures are printed. The whole copy is one transaction on the target: if anything fails or differs,
+  nothing is written. A target that already holds rows is refused.
+
+exit status:
+  0  copied and checked: point DATABASE_URL at the target and start the bot
+  1  the check found a difference, or the copy failed or was interrupted (the target was left empty)
+  2  refused: a bad --to URL, the same database as the source, a target that is not empty, no source
+"""
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
 
@@ -119,9 +136,21 @@ def _fail(message: str, code: int, secrets: tuple[str, ...] = ()) -> int:
 def _main(argv: list[str] | None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bot", description=DESCRIPTION, epilog=EPILOG,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("command", nargs="?", choices=("run", "sync"), default="run",
-                        help="run the bot (default), or sync the slash commands with Discord and exit")
+    commands = parser.add_subparsers(dest="command", metavar="command",
+                                     help="run the bot (the default), sync, or copy-db")
+    commands.add_parser("run", help="run the bot (the default)")
+    commands.add_parser("sync", help="sync the slash commands with Discord and exit")
+    copy_db = commands.add_parser(
+        "copy-db", help="copy the bot's database (DATABASE_URL) into an empty one, e.g. SQLite to PostgreSQL",
+        description=COPY_DB_DESCRIPTION, epilog=COPY_DB_EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+    copy_db.add_argument("--to", required=True, metavar="URL",
+                         help="the empty database to fill: postgresql://user:password@host:5432/database, or "
+                              "sqlite:///path/to/new.db")
     args = parser.parse_args(argv)
+    if args.command == "copy-db":
+        from bot.copy_db import run_copy_db
+
+        return _run(lambda stop: run_copy_db(args.to, stop))
     sync_only = args.command == "sync"
     try:
         settings = load_settings(require_credentials=False)
