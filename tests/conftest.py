@@ -26,7 +26,7 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
 
 
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
-    """Say at the very end, where nobody misses it, when tests did not run on PostgreSQL."""
+    """Say at the end of the run, in red, when tests did not run on PostgreSQL (counted over all xdist workers)."""
     line = summary_line(terminalreporter.stats)
     if line:
         terminalreporter.write_sep("!", line, red=True, bold=True)
