@@ -183,5 +183,5 @@ def summary_line(stats: dict[str, list[Any]]) -> str | None:
     if not reasons:
         return None
     reason = reasons[0][reasons[0].index(SKIP_PREFIX):]
-    return (f"{reason} — {len(reasons)} test{'s' if len(reasons) != 1 else ''} did not run on PostgreSQL "
-            f"(set TEST_DATABASE_URL or install the PostgreSQL server)")
+    hint = "" if "TEST_DATABASE_URL" in reason.split(":", 2)[-1] else " (set TEST_DATABASE_URL)"
+    return f"{reason} — {len(reasons)} test{'s' if len(reasons) != 1 else ''} did not run on PostgreSQL{hint}"
