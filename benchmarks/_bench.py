@@ -8,6 +8,7 @@ Every figure is printed as one line ``figure: <name> = <value> [unit]`` and ever
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import math
 import os
@@ -16,7 +17,7 @@ import random
 import socket
 import sys
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -33,12 +34,14 @@ UNLIMITED_ENV = {f"DEFAULT_{name.upper()}": "" for name in
                   "server_daily_jobs", "server_monthly_credits")}
 
 
-def bot_env(discord: FakeDiscord, guild: str, *, api_key: str, evolink_base_url: str, database: Path,
+def bot_env(discord: FakeDiscord, guild: str, *, api_key: str, evolink_base_url: str, database: Path | str,
             **settings: str) -> dict[str, str]:
-    """The environment of a bot process run against the two fakes, with no quota limits, plus `settings`."""
+    """The environment of a bot process run against the two fakes, with no quota limits, plus `settings`.
+    `database` is a SQLite file, or a DATABASE_URL (str) such as postgresql://..."""
+    url = database if isinstance(database, str) else f"sqlite:///{database}"
     return {
         "DISCORD_TOKEN": discord.bot_token, "EVOLINK_API_KEY": api_key, "EVOLINK_BASE_URL": evolink_base_url,
-        "DATABASE_URL": f"sqlite:///{database}", "DISCORD_GUILD_IDS": guild,
+        "DATABASE_URL": url, "DISCORD_GUILD_IDS": guild,
         "DISCORD_API_BASE_URL": discord.api_base, "DISCORD_GATEWAY_URL": discord.gateway_url,
         "LOG_LEVEL": "INFO", **UNLIMITED_ENV, **settings,
     }
@@ -100,17 +103,56 @@ def fmt(value: float, digits: int = 2) -> str:
     return f"{value:.{digits}f}"
 
 
+# The backend the figures being printed belong to (set by `backend()`), and every figure printed per backend,
+# so a run over both can end with them side by side.
+_backend = ""
+_recorded: dict[str, dict[str, str]] = {}
+
+
+@contextlib.contextmanager
+def backend(name: str) -> Iterator[None]:
+    """Figures and goals printed inside carry ` [name]`, except SQLite's, whose lines keep the names they always
+    had (docs and the smoke test look for them); all are kept for `side_by_side()`."""
+    global _backend
+    previous, _backend = _backend, name
+    try:
+        yield
+    finally:
+        _backend = previous
+
+
+def tagged(name: str) -> str:
+    """`name` as printed under the current backend: `A reservations per second [postgres]`."""
+    return f"{name} [{_backend}]" if _backend and _backend != "sqlite" else name
+
+
 def figure(name: str, value: float | int | str, unit: str = "", digits: int = 2) -> None:
-    shown = value if isinstance(value, str) else fmt(value, digits)
-    print(f"figure: {name} = {shown}{' ' + unit if unit else ''}", flush=True)
+    shown = (value if isinstance(value, str) else fmt(value, digits)) + (" " + unit if unit else "")
+    if _backend:
+        _recorded.setdefault(name, {})[_backend] = shown
+    print(f"figure: {tagged(name)} = {shown}", flush=True)
 
 
 def goal(name: str, value: float, op: str, target: float, unit: str = "") -> bool:
     ok = (not math.isnan(value)) and (value >= target if op == ">=" else value <= target if op == "<="
                                       else value < target if op == "<" else value > target)
-    print(f"goal: {name} {op} {target:g}{' ' + unit if unit else ''}: {'met' if ok else 'MISSED'} "
+    print(f"goal: {tagged(name)} {op} {target:g}{' ' + unit if unit else ''}: {'met' if ok else 'MISSED'} "
           f"(measured {fmt(value)})", flush=True)
+    if _backend:
+        _recorded.setdefault(f"goal: {name} {op} {target:g}", {})[_backend] = (
+            f"{'met' if ok else 'MISSED'} ({fmt(value)})")
     return ok
+
+
+def side_by_side(backends: Sequence[str]) -> None:
+    """Every figure printed under more than one backend, one line each: `compare: <name>: <a> | <b>`, so a
+    run over SQLite and PostgreSQL can be read (and pasted into a table) without hunting through its output."""
+    if len(backends) < 2:
+        return
+    print(f"-- side by side, same run, same parameters: {' | '.join(backends)}")
+    for name, values in _recorded.items():
+        if len(values) > 1:
+            print(f"compare: {name}: {' | '.join(values.get(b, '-') for b in backends)}", flush=True)
 
 
 def note(text: str) -> None:
@@ -126,6 +168,30 @@ def proc_cpu_seconds(pid: int) -> float:
     raw = Path(f"/proc/{pid}/stat").read_text()
     fields = raw[raw.rindex(")") + 2:].split()
     return (int(fields[11]) + int(fields[12])) / _TICKS
+
+
+def proc_stat_fields(pid: int) -> list[str]:
+    """/proc/<pid>/stat after the command name: [0] state, [1] ppid, [11] utime, [12] stime, [13] cutime,
+    [14] cstime (in clock ticks)."""
+    raw = Path(f"/proc/{pid}/stat").read_text()
+    return raw[raw.rindex(")") + 2:].split()
+
+
+def process_tree_cpu_seconds(root: int) -> float:
+    """CPU seconds of `root` and its live children, plus the children it has already reaped (its cutime +
+    cstime): for a PostgreSQL postmaster that is every server process, including backends that have exited."""
+    fields = proc_stat_fields(root)
+    ticks = sum(int(fields[i]) for i in (11, 12, 13, 14))
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            child = proc_stat_fields(int(entry.name))
+        except (OSError, ValueError):
+            continue  # gone in between
+        if int(child[1]) == root:
+            ticks += int(child[11]) + int(child[12])
+    return ticks / _TICKS
 
 
 def proc_status_kb(pid: int, key: str) -> int:

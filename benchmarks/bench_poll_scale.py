@@ -4,6 +4,7 @@
     python benchmarks/bench_poll_scale.py --full                # 10,000 tasks, 120 s window, polling
     python benchmarks/bench_poll_scale.py --full --complete     # ... and tasks end and are delivered
     python benchmarks/bench_poll_scale.py --full --callbacks --complete   # ... with Evolink callbacks
+    python benchmarks/bench_poll_scale.py --full --database both          # SQLite, then PostgreSQL
 
 --complete lets tasks end at 600 s, so the bot also delivers them (DM and channel post) and, with --callbacks
 (the bot runs with CALLBACK_URL), receives one callback per task and confirms it with one query; enough extra
@@ -12,7 +13,8 @@ ever ends, so only tracking is measured (with --callbacks: the safety-net querie
 
 The real bot (`python -m bot`, its own process) runs with the default poll settings (POLL_MIN 5, POLL_MAX 60,
 concurrency 16) against the fake Discord (in this process) and the fake Evolink (a third process, so neither
-fake's CPU is counted). The tasks are written straight into the bot's SQLite file before it starts, as
+fake's CPU is counted). The tasks are written straight into the bot's database before it starts (its SQLite
+file, or with --database postgres a fresh PostgreSQL database, by COPY, then ANALYZE as autovacuum would), as
 `processing` rows with upstream ids the fake knows, aged uniformly over a 600 s job (estimated_time 600) and
 scheduled as the bot would have scheduled them, so the run starts in a steady state. The fake never finishes
 them (a task past 600 s stays at 99%), and no row has a task card, so what is measured is polling alone:
@@ -20,9 +22,13 @@ no submissions, card edits or deliveries.
 
 Figures: the bot's RSS (VmRSS, and the peak VmHWM), its CPU seconds over the window (from /proc, all its
 threads) as % of one core, per query and per poll cycle (one query of every tracked task), queries per task.
+On PostgreSQL the database work runs in the server's processes, not the bot's, so the server's CPU over the same
+window is read too (postmaster and children, from /proc; not measured when the server is elsewhere) and the bot +
+server CPU is what compares with SQLite, whose work is inside the bot.
 Then, by simulating poll_delay, the number of queries a 600 s task with estimated_time 600 takes under the
-default settings, against a fixed 8 s poll.
-Goals: RSS < 200 MB, CPU < 10% of one core, <= 15 queries for the 600 s task.
+default settings, against a fixed 8 s poll (the same on every database, so printed once).
+Goals: RSS < 200 MB, CPU < 10% of one core, <= 15 queries for the 600 s task; on PostgreSQL also bot + server
+CPU < 10% of one core.
 """
 
 from __future__ import annotations
@@ -40,8 +46,11 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+import _databases
+import asyncpg
 from _bench import (
     FakeEvolinkProcess,
+    backend,
     bot_env,
     figure,
     free_port,
@@ -50,7 +59,9 @@ from _bench import (
     note,
     proc_cpu_seconds,
     proc_status_kb,
+    side_by_side,
 )
+from _databases import PostgresServer
 
 from bot.lifecycle import poll_delay
 from bot.quota import periods
@@ -105,7 +116,7 @@ def _rows(count: int, ages: list[float], ids: list[str], guild_id: int, channel_
             "guild_id": guild_id, "channel_id": channel_id, "user_id": int(users[i % len(users)]),
             "source_kind": "url", "source_url": f"https://example.com/v/{i}.mp4", "source_label": f"{i}.mp4",
             "scale": 2, "status": "processing", "upstream_id": ids[i], "upstream_status": "processing",
-            "progress": progress, "estimated_time": ESTIMATED_TIME, "credits_reserved": 28.8,
+            "progress": progress, "estimated_time": float(ESTIMATED_TIME), "credits_reserved": 28.8,
             "credits_charged": 28.8, "created_at": now - age, "submitted_at": now - age,
             "next_poll_at": now + rng.uniform(0, delay), "quota_day": p.day, "quota_month": p.month,
             "quota_state": "held",
@@ -113,40 +124,71 @@ def _rows(count: int, ages: list[float], ids: list[str], guild_id: int, channel_
     return rows
 
 
-async def write_database(path: Path, rows: list[dict]) -> None:
-    storage = await open_storage(f"sqlite:///{path}")  # creates the file and applies the migrations
+async def write_database(url: str, rows: list[dict]) -> None:
+    """The migrated schema, then the rows in one go (executemany on SQLite, COPY on PostgreSQL)."""
+    storage = await open_storage(url)  # creates the database's tables (the migrations)
     await storage.close()
     columns = list(rows[0])
-    sql = f"INSERT INTO tasks ({', '.join(columns)}) VALUES ({', '.join(':' + c for c in columns)})"
-    conn = sqlite3.connect(path)
+    if url.startswith("sqlite:///"):
+        sql = f"INSERT INTO tasks ({', '.join(columns)}) VALUES ({', '.join(':' + c for c in columns)})"
+        conn = sqlite3.connect(url.removeprefix("sqlite:///"))
+        try:
+            with conn:
+                conn.executemany(sql, rows)
+        finally:
+            conn.close()
+        return
+    pg = await asyncpg.connect(url)
     try:
-        with conn:
-            conn.executemany(sql, rows)
+        await pg.copy_records_to_table("tasks", columns=columns, records=[tuple(r[c] for c in columns) for r in rows])
+        # Explicit ids leave the identity behind; and a bot that has run a while has statistics (autovacuum).
+        await pg.execute("SELECT setval(pg_get_serial_sequence('tasks', 'id'), (SELECT MAX(id) FROM tasks))")
+        await pg.execute("ANALYZE")
     finally:
-        conn.close()
+        await pg.close()
 
 
-def running(path: Path) -> int:
-    conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=10)
-    try:
-        (count,) = conn.execute("SELECT COUNT(*) FROM tasks WHERE status IN ('pending', 'processing')").fetchone()
-    finally:
-        conn.close()
-    return int(count)
+class TaskRows:
+    """Counts read from the bot's database while it runs (a read-only SQLite connection, or one PostgreSQL
+    connection opened before the window, so connecting costs the server nothing inside it)."""
+
+    RUNNING = "SELECT COUNT(*) FROM tasks WHERE status IN ('pending', 'processing')"
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self._pg: asyncpg.Connection | None = None
+
+    async def open(self) -> None:
+        if not self.url.startswith("sqlite:///"):
+            self._pg = await asyncpg.connect(self.url)
+
+    async def close(self) -> None:
+        if self._pg is not None:
+            await self._pg.close()
+
+    async def _count(self, sql: str, *args: float) -> int:
+        if self._pg is not None:
+            return int(await self._pg.fetchval(sql.replace("?", "$1"), *args))
+        path = self.url.removeprefix("sqlite:///")
+        conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=10)
+        try:
+            (count,) = conn.execute(sql, args).fetchone()
+        finally:
+            conn.close()
+        return int(count)
+
+    async def running(self) -> int:
+        return await self._count(self.RUNNING)
+
+    async def overdue(self, late_by: float) -> int:
+        """Rows whose next query is more than `late_by` seconds overdue (the poller is not keeping up)."""
+        return await self._count("SELECT COUNT(*) FROM tasks WHERE next_poll_at < ?", time.time() - late_by)
 
 
-def overdue(path: Path, late_by: float) -> int:
-    """Rows whose next query is more than `late_by` seconds overdue (the poller is not keeping up)."""
-    conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=10)
-    try:
-        (count,) = conn.execute("SELECT COUNT(*) FROM tasks WHERE next_poll_at < ?", (time.time() - late_by,)
-                                ).fetchone()
-    finally:
-        conn.close()
-    return int(count)
-
-
-async def run(tasks: int, window: float, warmup: float, *, complete: bool, callbacks: bool) -> None:
+async def run(tasks: int, window: float, warmup: float, *, complete: bool, callbacks: bool, database: str,
+              server: PostgresServer | None) -> None:
+    """One measurement on `database` ("sqlite" or "postgres", a fresh database on `server`): load the rows,
+    start the bot, measure over the window, print the figures (tagged with the backend)."""
     rng = random.Random(7)
     # Ages spread over the whole 600 s job. Without --complete, a task that passes 600 s keeps running upstream
     # and is then polled every 15-60 s, so the mix of poll rates stays close to that of a steady stream of jobs;
@@ -171,16 +213,24 @@ async def run(tasks: int, window: float, warmup: float, *, complete: bool, callb
         fake = FakeEvolinkProcess(*options)
         discord = FakeDiscord(bot_token=BOT_TOKEN)
         bot: BotProcess | None = None
+        rows: TaskRows | None = None
         await fake.start()
         await discord.start()
         try:
             guild = discord.add_guild("Bench Server")
             channel = discord.add_channel(guild, "video-lab")
             users = [discord.add_member(guild, f"member{i}") for i in range(500)]
-            db = workdir / "bot.db"
-            await write_database(db, _rows(loaded, ages, ids, int(guild), int(channel), users, rng, tokens))
-            env = bot_env(discord, guild, api_key=fake.api_key, evolink_base_url=fake.base_url, database=db,
-                          POLL_MIN_SECONDS=str(POLL_MIN), POLL_MAX_SECONDS=str(POLL_MAX))
+            if database == "postgres":
+                assert server is not None
+                url = await server.new_database("poll")
+            else:
+                url = f"sqlite:///{workdir / 'bot.db'}"
+            await write_database(url, _rows(loaded, ages, ids, int(guild), int(channel), users, rng, tokens))
+            rows = TaskRows(url)
+            await rows.open()
+            env = bot_env(discord, guild, api_key=fake.api_key, evolink_base_url=fake.base_url, database=url,
+                          POLL_MIN_SECONDS=str(POLL_MIN), POLL_MAX_SECONDS=str(POLL_MAX),
+                          DATABASE_POOL_SIZE=str(_databases.POOL_SIZE))
             if callbacks:
                 env.update(CALLBACK_URL=PUBLIC_CALLBACK, CALLBACK_LISTEN=f"127.0.0.1:{port}",
                            CALLBACK_POLL_SECONDS=str(CALLBACK_POLL))
@@ -190,24 +240,29 @@ async def run(tasks: int, window: float, warmup: float, *, complete: bool, callb
             pid = bot.proc.pid
             rss_start = proc_status_kb(pid, "VmRSS")
             await asyncio.sleep(warmup)
+            running0, posts0 = await rows.running(), len(discord.channel_messages(channel))
             before, cpu0, t0 = await fake.stats(), proc_cpu_seconds(pid), time.monotonic()
-            running0, posts0 = running(db), len(discord.channel_messages(channel))
+            server0 = server.cpu_seconds() if server is not None and database == "postgres" else None
             rss_max = 0
             end = t0 + window
             while (left := end - time.monotonic()) > 0:
                 await asyncio.sleep(min(1.0, left))
                 rss_max = max(rss_max, proc_status_kb(pid, "VmRSS"))
             after, cpu1, t1 = await fake.stats(), proc_cpu_seconds(pid), time.monotonic()
-            running1, posts1 = running(db), len(discord.channel_messages(channel))
+            server1 = server.cpu_seconds() if server is not None and database == "postgres" else None
+            running1, posts1 = await rows.running(), len(discord.channel_messages(channel))
             rss_end, hwm = proc_status_kb(pid, "VmRSS"), proc_status_kb(pid, "VmHWM")
-            late = overdue(db, 10.0)
+            late = await rows.overdue(10.0)
             elapsed = t1 - t0
             cpu = cpu1 - cpu0
+            server_cpu = None if server0 is None or server1 is None else server1 - server0
             queries = after["queries"] - before["queries"]
             fake_cpu = after["cpu_seconds"] - before["cpu_seconds"]
         finally:
             if bot is not None:
                 await bot.kill()
+            if rows is not None:
+                await rows.close()
             await discord.close()
             await fake.stop()
         errors = [line for line in bot.output().splitlines() if " ERROR " in line or "Traceback" in line]
@@ -215,7 +270,7 @@ async def run(tasks: int, window: float, warmup: float, *, complete: bool, callb
     core_pct = cpu / elapsed * 100
     mode = "callbacks" if callbacks else "polling"
     print(f"-- {mode}, {'tasks end and are delivered' if complete else 'no task ends'}; "
-          f"window {elapsed:.1f} s after {warmup:g} s warm-up")
+          f"window {elapsed:.1f} s after {warmup:g} s warm-up [{database}]")
     figure("tasks loaded", loaded)
     figure("tasks running at the window's start / end", f"{running0} / {running1}")
     figure("tasks delivered in the window (channel posts)", posts1 - posts0)
@@ -236,6 +291,20 @@ async def run(tasks: int, window: float, warmup: float, *, complete: bool, callb
     cpu_per_query = cpu / queries if queries else math.nan
     figure("bot CPU per task query (all the bot's CPU / queries)", cpu_per_query * 1000, "ms", 3)
     figure("bot CPU per poll cycle (one query of every running task)", cpu_per_query * mean_running, "s", 2)
+    if database == "sqlite":
+        figure("database server CPU over the window", "none (SQLite works inside the bot process)")
+        figure("bot + server CPU as % of one core", core_pct, "%", 1)
+        figure("bot + server CPU per task query", cpu_per_query * 1000, "ms", 3)
+    elif server_cpu is None:
+        figure("database server CPU over the window",
+               f"not measured ({server.not_measured if server else 'no server'})")
+    else:
+        total_per_query = (cpu + server_cpu) / queries if queries else math.nan
+        figure("database server CPU over the window", server_cpu, "s")
+        figure("database server CPU as % of one core", server_cpu / elapsed * 100, "%", 1)
+        figure("database server CPU per task query", server_cpu / queries * 1000 if queries else math.nan, "ms", 3)
+        figure("bot + server CPU as % of one core", (cpu + server_cpu) / elapsed * 100, "%", 1)
+        figure("bot + server CPU per task query", total_per_query * 1000, "ms", 3)
     figure("tasks more than 10 s overdue at the end", late)
     figure("fake Evolink CPU over the window (not counted)", fake_cpu, "s")
     figure("errors in the bot log", len(errors))
@@ -243,7 +312,12 @@ async def run(tasks: int, window: float, warmup: float, *, complete: bool, callb
         note("bot log: " + line[:200])
     goal("bot RSS peak", hwm / 1024, "<", 200, "MB")
     goal("bot CPU", core_pct, "<", 10, "% of one core")
+    if database == "postgres" and server_cpu is not None:
+        goal("bot + server CPU", (cpu + server_cpu) / elapsed * 100, "<", 10, "% of one core")
 
+
+def simulated_queries() -> None:
+    """The schedule of one 600 s task, replayed through poll_delay: the same on every database."""
     print("-- a 600 s task with estimated_time 600, default settings (simulated poll_delay)")
     with_progress = queries_for_task(600, 600, progress=True)
     without_progress = queries_for_task(600, 600, progress=False)
@@ -258,6 +332,24 @@ async def run(tasks: int, window: float, warmup: float, *, complete: bool, callb
     goal("queries for a 600 s task", max(with_progress, without_progress), "<=", 15)
 
 
+async def main_async(tasks: int, window: float, warmup: float, *, complete: bool, callbacks: bool, database: str,
+                     postgres_url: str | None) -> None:
+    """Each chosen database in turn, with identical parameters (the same seed, so the same tasks), then the
+    figures side by side."""
+    names = _databases.backends(database)
+    async with _databases.postgres_if_needed(database, postgres_url) as server:
+        if "sqlite" in names:
+            print(f"database: {_databases.describe_sqlite()}")
+        if server is not None:
+            print(f"database: {server.describe()}", flush=True)
+        for name in names:
+            with backend(name):
+                await run(tasks, window, warmup, complete=complete, callbacks=callbacks, database=name,
+                          server=server)
+    simulated_queries()
+    side_by_side(names)
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--full", action="store_true", help="10,000 tasks over 120 s (about 2.5 minutes)")
@@ -266,14 +358,17 @@ def main() -> int:
     parser.add_argument("--complete", action="store_true", help="tasks end at 600 s and are delivered")
     parser.add_argument("--callbacks", action="store_true",
                         help="the bot runs with CALLBACK_URL and the fake calls it when a task ends")
+    _databases.add_arguments(parser)
     args = parser.parse_args()
     tasks = args.tasks or (10_000 if args.full else 1_000)
     window = args.window or (120.0 if args.full else 10.0)
     warmup = 10.0 if args.full else 2.0
     header("bench_poll_scale: active tasks tracked by one bot process", "full" if args.full else "reduced",
            tasks=tasks, window_s=window, warmup_s=warmup, poll_min=POLL_MIN, poll_max=POLL_MAX,
-           poll_concurrency=16, estimated_time=ESTIMATED_TIME, complete=args.complete, callbacks=args.callbacks)
-    asyncio.run(run(tasks, window, warmup, complete=args.complete, callbacks=args.callbacks))
+           poll_concurrency=16, estimated_time=ESTIMATED_TIME, complete=args.complete, callbacks=args.callbacks,
+           database=args.database)
+    asyncio.run(main_async(tasks, window, warmup, complete=args.complete, callbacks=args.callbacks,
+                           database=args.database, postgres_url=args.postgres_url))
     return 0
 
 
