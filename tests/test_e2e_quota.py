@@ -14,6 +14,8 @@ from bot.config import LIMIT_NAMES, SAFE_DEFAULT_LIMITS
 from sandbox.offline import Sandbox
 from tests.helpers import DeliveryWatch, embed_text, start_upscale, wait_told
 
+pytestmark = pytest.mark.backends("sqlite", "postgres")
+
 UNLIMITED: dict[str, int | None] = dict.fromkeys(LIMIT_NAMES)
 MANAGE_GUILD = 1 << 5
 EPHEMERAL = 1 << 6

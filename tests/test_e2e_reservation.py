@@ -5,9 +5,13 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
+import pytest
+
 from bot.config import LIMIT_NAMES
 from sandbox.offline import Sandbox
 from tests.helpers import DeliveryWatch, embed_text, start_upscale, wait_told
+
+pytestmark = pytest.mark.backends("sqlite", "postgres")
 
 UNLIMITED = dict.fromkeys(LIMIT_NAMES)
 

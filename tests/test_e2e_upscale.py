@@ -8,6 +8,8 @@ from bot.client import UpscaleBot
 from sandbox.offline import Sandbox
 from tests.helpers import DeliveryWatch, embed_text, mentions, start_upscale, wait_told
 
+pytestmark = pytest.mark.backends("sqlite", "postgres")
+
 RESULT = "https://cdn.evolink.ai/sample/topaz-upscaled-video.mp4"
 
 

@@ -20,6 +20,8 @@ from sandbox.offline import Sandbox
 from sandbox.process import BotProcess
 from tests.helpers import DeliveryWatch, mentions, send_attempts, start_upscale, stored_task, wait_told
 
+pytestmark = pytest.mark.backends("sqlite", "postgres")
+
 RESULT = "https://cdn.evolink.ai/sample/exactly-once.mp4"
 UNLIMITED = dict.fromkeys(LIMIT_NAMES)
 FAST = {"poll_min_seconds": 0.05, "poll_max_seconds": 0.2}  # query often: the tests wait on events, not the clock

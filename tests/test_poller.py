@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import AsyncIterator
-from pathlib import Path
 
 import aiohttp
 import pytest
@@ -18,6 +17,8 @@ from bot.tasks import TaskService
 from bot.validation import VideoSource
 from sandbox.fake_evolink import FakeEvolink
 from storage import Storage, TaskRecord, open_storage
+
+pytestmark = pytest.mark.backends("sqlite", "postgres")
 
 
 class RecordingNotifier:
@@ -42,8 +43,8 @@ class RecordingNotifier:
 
 
 @pytest.fixture
-async def parts(tmp_path: Path) -> AsyncIterator[tuple[Storage, FakeEvolink, EvolinkClient]]:
-    storage = await open_storage(f"sqlite:///{tmp_path / 'poller.db'}")
+async def parts(storage_url: str) -> AsyncIterator[tuple[Storage, FakeEvolink, EvolinkClient]]:
+    storage = await open_storage(storage_url)
     fake = FakeEvolink(estimated_time=1)
     await fake.start()
     async with aiohttp.ClientSession() as session:

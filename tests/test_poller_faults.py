@@ -14,7 +14,6 @@ import sqlite3
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from email.utils import formatdate
-from pathlib import Path
 from typing import Any, cast
 
 import aiohttp
@@ -29,6 +28,8 @@ from bot.tasks import TaskService
 from bot.validation import VideoSource
 from sandbox.fake_evolink import FakeEvolink
 from storage import Storage, TaskRecord, open_storage
+
+pytestmark = pytest.mark.backends("sqlite", "postgres")
 
 POLL_MIN, POLL_MAX, IDLE_WAIT = 0.1, 0.8, 0.5
 RESULT = "https://cdn.evolink.ai/sample/poller-faults.mp4"
@@ -174,8 +175,8 @@ class Parts:
 
 
 @pytest.fixture
-async def parts(tmp_path: Path) -> AsyncIterator[Parts]:
-    inner = await open_storage(f"sqlite:///{tmp_path / 'poller.db'}")
+async def parts(storage_url: str) -> AsyncIterator[Parts]:
+    inner = await open_storage(storage_url)
     fake = FakeEvolink(estimated_time=8, hang_seconds=2)
     await fake.start()
     built: Parts | None = None

@@ -13,6 +13,8 @@ from sandbox.offline import Sandbox
 from sandbox.process import BotProcess
 from tests.helpers import mentions, start_upscale, stored_task, wait_told
 
+pytestmark = pytest.mark.backends("sqlite", "postgres")
+
 RESULT = "https://cdn.evolink.ai/sample/after-restart.mp4"
 
 
