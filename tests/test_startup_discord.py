@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -208,6 +209,29 @@ async def test_a_database_that_cannot_open_is_not_blamed_on_discord(launch: Call
     line = done.assert_one_line(2, "cannot open the database", "not-a-folder/bot.db", "DATABASE_URL")
     assert "Discord" not in line
     assert not box.discord.requests, "the database is opened before Discord is asked anything"
+
+
+async def test_an_unreachable_postgresql_is_one_line_without_its_password(launch: Callable, box: Sandbox,
+                                                                         tmp_path: Path) -> None:
+    with socket.socket() as probe:  # a port nothing listens on
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    url = f"postgresql://upscale:hunter2@127.0.0.1:{port}/upscale"
+    done = await (await launch(_env(box, tmp_path, DATABASE_URL=url))).finish()
+    line = done.assert_one_line(2, "cannot open the database", f"postgresql://upscale:***@127.0.0.1:{port}/upscale",
+                                "DATABASE_URL")
+    assert "hunter2" not in done.stdout + done.stderr and "Discord" not in line
+    assert not box.discord.requests, "the database is opened before Discord is asked anything"
+
+
+@pytest.mark.backends("postgres")
+async def test_a_postgresql_login_refused_is_one_line_naming_database_url(launch: Callable, box: Sandbox,
+                                                                         tmp_path: Path, database_url: str) -> None:
+    host_and_db = database_url.split("@", 1)[1] if "@" in database_url else database_url.split("://", 1)[1]
+    url = f"postgresql://no_such_role:hunter2@{host_and_db}"
+    done = await (await launch(_env(box, tmp_path, DATABASE_URL=url))).finish()
+    line = done.assert_one_line(2, "cannot open the database", "no_such_role:***@", "DATABASE_URL")
+    assert "no_such_role" in line and "hunter2" not in done.stdout + done.stderr
 
 
 async def test_a_gateway_without_ready_is_one_warning_and_the_bot_keeps_trying(
