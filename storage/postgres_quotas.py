@@ -1,15 +1,16 @@
 """Quota queries of the PostgreSQL driver: limits, blocks, the audit log, and the atomic reserve-and-insert.
 
 On SQLite one statement is atomic because writers take turns. PostgreSQL runs statements side by side under
-READ COMMITTED, where two INSERT ... SELECT ... WHERE usage < limit can both see the old usage and both pass;
-so a reservation first takes a transaction-level advisory lock on its server (on its member in DMs), and only
-then runs the same check-and-insert, whose snapshot now includes every reservation committed before it.
+READ COMMITTED, where two INSERT ... SELECT ... WHERE usage < limit can both see the old usage and both pass; so
+a reservation is one call of reserve_task() (migration 0002), which takes a transaction advisory lock on its
+server (on its member in DMs) and only then checks and inserts, seeing every reservation committed before it.
 """
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping
-from dataclasses import asdict
+from dataclasses import fields
 from typing import Any
 
 import asyncpg
@@ -19,27 +20,31 @@ from storage import ACTIVE_STATUSES, NewTask, QuotaUsage, TaskRecord
 _ACTIVE = "status IN ({})".format(", ".join(f"'{s}'" for s in ("submitting", *ACTIVE_STATUSES)))
 _HELD = "quota_state = 'held'"
 
-# The parameters of every query below, by name; numbered for asyncpg by _numbered().
 _COUNTER = ("SELECT COALESCE((SELECT {column} FROM usage_counters WHERE guild_key = COALESCE(:guild::bigint, 0) "
             "AND user_id = {user} AND period = '{prefix}' || :{period}::text), 0)")
+# Each limit's usage, by name; `{guild}` is `guild_id = :guild::bigint` or `guild_id IS NULL` (in DMs), two
+# forms so the count can use its index (IS NOT DISTINCT FROM cannot).
 _USAGE_SQL = {
     "user_daily_jobs": _COUNTER.format(column="jobs", user=":user::bigint", prefix="d", period="day"),
-    "user_concurrent_jobs": "SELECT COUNT(*) FROM tasks WHERE guild_id IS NOT DISTINCT FROM :guild::bigint "
-                            f"AND user_id = :user::bigint AND {_ACTIVE}",
+    "user_concurrent_jobs": f"SELECT COUNT(*) FROM tasks WHERE {{guild}} AND user_id = :user::bigint AND {_ACTIVE}",
     "user_monthly_credits": _COUNTER.format(column="credits", user=":user::bigint", prefix="m", period="month"),
     "server_daily_jobs": _COUNTER.format(column="jobs", user="0", prefix="d", period="day"),
     "server_monthly_credits": _COUNTER.format(column="credits", user="0", prefix="m", period="month"),
 }
-# The type of each value a reservation inserts (an INSERT ... SELECT does not infer them from the columns).
-_NEW_TASK_TYPES = {
-    "guild_id": "bigint", "channel_id": "bigint", "user_id": "bigint", "source_kind": "text", "source_url": "text",
-    "source_label": "text", "scale": "integer", "created_at": "double precision", "callback_token": "text",
-    "status": "text", "quota_day": "text", "quota_month": "text", "quota_state": "text",
-}
+# reserve_task()'s arguments after the limits' values are those of NewTask, in this order.
+_RESERVE_FIELDS = ("guild_id", "channel_id", "user_id", "source_kind", "source_url", "source_label", "scale",
+                   "created_at", "callback_token")
+assert tuple(f.name for f in fields(NewTask)) == _RESERVE_FIELDS, "reserve_task() takes NewTask's fields"
+# ... then the day, the month and the limits, in QuotaUsage's order (NULL: unlimited).
+LIMIT_ORDER = tuple(f.name for f in fields(QuotaUsage))
+_ARGUMENTS = len(_RESERVE_FIELDS) + 2 + len(LIMIT_ORDER)
+_RESERVE = f"SELECT * FROM reserve_task({', '.join(f'${n}' for n in range(1, _ARGUMENTS + 1))})"
 
 
-def _numbered(sql: str, params: Mapping[str, Any]) -> tuple[str, list[Any]]:
-    """`:name` placeholders to asyncpg's `$n`, one number per name (`::type` casts are left alone)."""
+@functools.lru_cache(maxsize=64)
+def _compiled(sql: str) -> tuple[str, tuple[str, ...]]:
+    """`:name` placeholders to asyncpg's `$n`, one number per name (`::type` casts are left alone); the same
+    text always gives the same statement, so it is converted once."""
     order: list[str] = []
     out: list[str] = []
     index = 0
@@ -57,7 +62,12 @@ def _numbered(sql: str, params: Mapping[str, Any]) -> tuple[str, list[Any]]:
                 continue
         out.append(sql[index])
         index += 1
-    return "".join(out), [params[name] for name in order]
+    return "".join(out), tuple(order)
+
+
+def _numbered(sql: str, params: Mapping[str, Any]) -> tuple[str, list[Any]]:
+    text, names = _compiled(sql)
+    return text, [params[name] for name in names]
 
 
 def _count(status: str) -> int:
@@ -72,36 +82,23 @@ class PostgresQuotas:
 
     async def create_task_within_limits(self, task: NewTask, *, day: str, month: str,
                                         limits: Mapping[str, int | None]) -> TaskRecord | None:
-        """Insert the `submitting` row holding a job only if every limit and the block list allow it, with the
-        server's (or, in a DM, the member's) reservations taking turns under an advisory lock."""
-        values = {**asdict(task), "status": "submitting", "quota_day": day, "quota_month": month,
-                  "quota_state": "held"}
-        params: dict[str, Any] = {f"v_{k}": v for k, v in values.items()}
-        params.update(guild=task.guild_id, user=task.user_id, day=day, month=month)
-        checks = ["NOT EXISTS (SELECT 1 FROM blocked_members WHERE guild_id IS NOT DISTINCT FROM :guild::bigint "
-                  "AND user_id = :user::bigint)"]
-        for name, value in limits.items():
-            if value is not None:
-                params[f"limit_{name}"] = value
-                checks.append(f"({_USAGE_SQL[name]}) < :limit_{name}::bigint")
-        columns = ", ".join(values)
-        selected = ", ".join(f":v_{k}::{_NEW_TASK_TYPES[k]}" for k in values)
-        sql, args = _numbered(
-            f"INSERT INTO tasks ({columns}) SELECT {selected} WHERE {' AND '.join(checks)} RETURNING *", params)
-        turn = f"guild:{task.guild_id}" if task.guild_id is not None else f"dm:{task.user_id}"
-        async with self._pool.acquire() as conn, conn.transaction():
-            await conn.execute("SELECT pg_advisory_xact_lock(hashtextextended($1, 0))", f"reserve:{turn}")
-            row = await conn.fetchrow(sql, *args)
+        """Insert the `submitting` row holding a job only if every limit and the block list allow it: one call
+        of reserve_task(), in which the server's reservations take turns."""
+        args = [getattr(task, name) for name in _RESERVE_FIELDS]
+        args += [day, month, *(limits.get(name) for name in LIMIT_ORDER)]
+        row = await self._pool.fetchrow(_RESERVE, *args)
         return None if row is None else TaskRecord(**dict(row))
 
     async def quota_usage(self, guild_id: int | None, user_id: int, *, day: str, month: str) -> QuotaUsage:
         params = {"guild": guild_id, "user": user_id, "day": day, "month": month}
+        guild = "guild_id IS NULL" if guild_id is None else "guild_id = :guild::bigint"
         figures: dict[str, float] = {}
         async with self._pool.acquire() as conn:
             for name, query in _USAGE_SQL.items():
-                sql, args = _numbered(query, params)
+                sql, args = _numbered(query.replace("{guild}", guild), params)
                 figures[name] = float(await conn.fetchval(sql, *args) or 0)
         return QuotaUsage(**figures)
+
 
     async def server_report(self, guild_id: int, *, day: str, month: str) -> dict[str, Any]:
         """This month's credits and jobs, today's jobs, active jobs, and the top 10 members by credits."""
