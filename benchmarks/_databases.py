@@ -145,5 +145,16 @@ async def postgres_if_needed(choice: str, url: str | None) -> AsyncIterator[Post
         await server.stop()
 
 
+@contextlib.asynccontextmanager
+async def databases_for(choice: str, url: str | None) -> AsyncIterator[PostgresServer | None]:
+    """postgres_if_needed(), after printing which databases the run uses (the first lines of its output)."""
+    async with postgres_if_needed(choice, url) as server:
+        if "sqlite" in backends(choice):
+            print(f"database: {describe_sqlite()}")
+        if server is not None:
+            print(f"database: {server.describe()}", flush=True)
+        yield server
+
+
 def describe_sqlite() -> str:
     return f"sqlite {sqlite3.sqlite_version}, {SQLITE_SETTINGS}; aiosqlite, one connection"

@@ -337,11 +337,7 @@ async def main_async(tasks: int, window: float, warmup: float, *, complete: bool
     """Each chosen database in turn, with identical parameters (the same seed, so the same tasks), then the
     figures side by side."""
     names = _databases.backends(database)
-    async with _databases.postgres_if_needed(database, postgres_url) as server:
-        if "sqlite" in names:
-            print(f"database: {_databases.describe_sqlite()}")
-        if server is not None:
-            print(f"database: {server.describe()}", flush=True)
+    async with _databases.databases_for(database, postgres_url) as server:
         for name in names:
             with backend(name):
                 await run(tasks, window, warmup, complete=complete, callbacks=callbacks, database=name,

@@ -253,11 +253,7 @@ async def main_async(full: bool, database: str, postgres_url: str | None, second
     header(f"bench_submit: reservations through the quota check into {' and '.join(names)}",
            "full" if full else "reduced", members=MEMBERS, phase_a_seconds=seconds_a, phase_b_seconds=seconds_b,
            phase_c_seconds=seconds_c, max_attempts_per_member=per_member, database=database)
-    async with _databases.postgres_if_needed(database, postgres_url) as server:
-        if "sqlite" in names:
-            print(f"database: {_databases.describe_sqlite()}")
-        if server is not None:
-            print(f"database: {server.describe()}", flush=True)
+    async with _databases.databases_for(database, postgres_url) as server:
         for name in names:
             with tempfile.TemporaryDirectory(prefix="bench-submit-") as tmp, backend(name):
                 await run_phases(Databases(name, Path(tmp), server), seconds_a=seconds_a,

@@ -12,7 +12,7 @@ import asyncpg
 from storage import TaskRecord
 from storage.postgres_copy import PostgresCopy
 from storage.postgres_quotas import PostgresQuotas
-from storage.schema import SCHEDULED_RUNNING, check_columns, migrations
+from storage.schema import SCHEDULED_RUNNING, conditional_update, migrations
 
 log = logging.getLogger(__name__)
 
@@ -72,19 +72,7 @@ class PostgresStorage(PostgresQuotas, PostgresCopy):
                           expect: Mapping[str, Any] | None = None) -> TaskRecord | None:
         if not changes:
             return await self.get_task(task_id)
-        expect = expect or {}
-        check_columns(changes)
-        check_columns(expect)
-        params: list[Any] = [*changes.values(), task_id]
-        sets = ", ".join(f"{name} = ${index}" for index, name in enumerate(changes, 1))
-        conditions = [f"id = ${len(params)}"]
-        for name, value in expect.items():
-            if value is None:
-                conditions.append(f"{name} IS NULL")
-            else:
-                params.append(value)
-                conditions.append(f"{name} = ${len(params)}")
-        return await self._one(f"UPDATE tasks SET {sets} WHERE {' AND '.join(conditions)} RETURNING *", params)
+        return await self._one(*conditional_update(task_id, changes, expect or {}, lambda n: f"${n}"))
 
     async def due_tasks(self, now: float, limit: int, exclude: Sequence[int] = ()) -> list[TaskRecord]:
         return await self._many(

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from importlib import resources
 from typing import Any
 
@@ -25,6 +25,24 @@ def migrations(dialect: str) -> list[tuple[int, str, str]]:
         if match:
             found.append((int(match.group(1)), entry.name, entry.read_text(encoding="utf-8")))
     return sorted(found)
+
+
+def conditional_update(task_id: int, changes: Mapping[str, Any], expect: Mapping[str, Any],
+                       mark: Callable[[int], str]) -> tuple[str, list[Any]]:
+    """`UPDATE tasks SET ... WHERE id = ... AND <every expected value> RETURNING *` and its parameters; `mark(n)`
+    writes the n-th placeholder in the driver's style (`?` or `$n`). None expects IS NULL."""
+    check_columns(changes)
+    check_columns(expect)
+    params: list[Any] = [*changes.values(), task_id]
+    sets = ", ".join(f"{name} = {mark(index)}" for index, name in enumerate(changes, 1))
+    conditions = [f"id = {mark(len(params))}"]
+    for name, value in expect.items():
+        if value is None:
+            conditions.append(f"{name} IS NULL")
+        else:
+            params.append(value)
+            conditions.append(f"{name} = {mark(len(params))}")
+    return f"UPDATE tasks SET {sets} WHERE {' AND '.join(conditions)} RETURNING *", params
 
 
 def check_columns(names: Mapping[str, Any]) -> None:

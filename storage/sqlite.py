@@ -10,7 +10,7 @@ from typing import Any
 import aiosqlite
 
 from storage import TaskRecord
-from storage.schema import SCHEDULED_RUNNING, check_columns, migrations
+from storage.schema import SCHEDULED_RUNNING, conditional_update, migrations
 from storage.sqlite_copy import SQLiteCopy
 from storage.sqlite_quotas import SQLiteQuotas
 
@@ -67,19 +67,7 @@ class SQLiteStorage(SQLiteQuotas, SQLiteCopy):
                           expect: Mapping[str, Any] | None = None) -> TaskRecord | None:
         if not changes:
             return await self.get_task(task_id)
-        expect = expect or {}
-        check_columns(changes)
-        check_columns(expect)
-        sets = ", ".join(f"{name} = ?" for name in changes)
-        conditions = ["id = ?"]
-        params: list[Any] = [*changes.values(), task_id]
-        for name, value in expect.items():
-            if value is None:
-                conditions.append(f"{name} IS NULL")
-            else:
-                conditions.append(f"{name} = ?")
-                params.append(value)
-        return await self._one(f"UPDATE tasks SET {sets} WHERE {' AND '.join(conditions)} RETURNING *", params)
+        return await self._one(*conditional_update(task_id, changes, expect or {}, lambda n: "?"))
 
     async def due_tasks(self, now: float, limit: int, exclude: Sequence[int] = ()) -> list[TaskRecord]:
         return await self._many(
