@@ -43,12 +43,12 @@ def bot_env(discord: FakeDiscord, guild: str, *, api_key: str, evolink_base_url:
         "DISCORD_TOKEN": discord.bot_token, "EVOLINK_API_KEY": api_key, "EVOLINK_BASE_URL": evolink_base_url,
         "DATABASE_URL": url, "DISCORD_GUILD_IDS": guild,
         "DISCORD_API_BASE_URL": discord.api_base, "DISCORD_GATEWAY_URL": discord.gateway_url,
-        "LOG_LEVEL": "INFO", **UNLIMITED_ENV, **settings,
+        "LOG_LEVEL": "INFO", "HTTP_LISTEN": "127.0.0.1:0", **UNLIMITED_ENV, **settings,
     }
 
 
 def free_port() -> int:
-    """A TCP port on 127.0.0.1 that nothing listens on now (for the bot's callback listener)."""
+    """A TCP port on 127.0.0.1 that nothing listens on now (for the bot's HTTP listener, HTTP_LISTEN)."""
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         return int(probe.getsockname()[1])

@@ -61,7 +61,7 @@ async def run(*, tasks: int, estimated: float, scale: float, poll_min: float, po
                           database=workdir / "bot.db", POLL_MIN_SECONDS=f"{poll_min:g}",
                           POLL_MAX_SECONDS=f"{poll_max:g}", CARD_EDIT_SECONDS=f"{card_edit:g}")
             if callbacks:  # the safety net scaled like the other intervals (300 s)
-                env.update(CALLBACK_URL=PUBLIC_CALLBACK, CALLBACK_LISTEN=f"127.0.0.1:{port}",
+                env.update(CALLBACK_URL=PUBLIC_CALLBACK, HTTP_LISTEN=f"127.0.0.1:{port}",
                            CALLBACK_POLL_SECONDS=f"{max(poll_min, 300 * scale):g}")
             bot = BotProcess(env, workdir / "bot.log")
             await bot.start_connected(discord, timeout=60)

@@ -232,7 +232,7 @@ async def run(tasks: int, window: float, warmup: float, *, complete: bool, callb
                           POLL_MIN_SECONDS=str(POLL_MIN), POLL_MAX_SECONDS=str(POLL_MAX),
                           DATABASE_POOL_SIZE=str(_databases.POOL_SIZE))
             if callbacks:
-                env.update(CALLBACK_URL=PUBLIC_CALLBACK, CALLBACK_LISTEN=f"127.0.0.1:{port}",
+                env.update(CALLBACK_URL=PUBLIC_CALLBACK, HTTP_LISTEN=f"127.0.0.1:{port}",
                            CALLBACK_POLL_SECONDS=str(CALLBACK_POLL))
             bot = BotProcess(env, workdir / "bot.log")
             await bot.start_connected(discord, timeout=60)

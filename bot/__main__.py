@@ -178,7 +178,7 @@ def _main(argv: list[str] | None) -> int:
 
         if isinstance(error, StartupError):
             return _fail(str(error), error.exit_code, settings.secrets())
-        if isinstance(error, ConfigError):  # found at start-up, such as a CALLBACK_LISTEN port in use
+        if isinstance(error, ConfigError):  # found at start-up, such as an HTTP_LISTEN port in use
             return _fail(f"configuration error: {error}", 2, settings.secrets())
         if isinstance(error, discord.LoginFailure):
             return _fail("Discord refused DISCORD_TOKEN; check the token in .env", 2)

@@ -1,8 +1,9 @@
-"""CallbackReceiver: the HTTP listener Evolink posts to when a task ends (CALLBACK_URL, CALLBACK_LISTEN).
+"""Evolink callbacks (CALLBACK_URL): the request handler, and CallbackReceiver, a listener serving only it.
 
 Callbacks are unsigned, so one is only a hint: a POST to `<anything>/<task number>/<token>` whose token
 matches the task makes the task due now, and the poller's own query decides what happened. The body is not
-read. The listener speaks plain HTTP; the operator's TLS proxy (or tunnel) serves CALLBACK_URL in front of it.
+read. The bot serves the handler on its one HTTP listener (bot/listener.py, HTTP_LISTEN); the operator's TLS
+proxy (or tunnel) serves CALLBACK_URL in front of it.
 """
 
 from __future__ import annotations
@@ -12,7 +13,6 @@ import time
 
 from aiohttp import web
 
-from bot.config import ConfigError
 from bot.numbers import whole_number
 from bot.tasks import TaskService
 
@@ -22,38 +22,16 @@ MAX_BODY = 256 * 1024  # a task query answer is a few hundred bytes
 _WARN_EVERY = 60.0
 
 
-class CallbackReceiver:
-    def __init__(self, tasks: TaskService, host: str, port: int) -> None:
+class CallbackHints:
+    """Turns a callback POST into TaskService.hint(); counts what it accepted and refused."""
+
+    def __init__(self, tasks: TaskService) -> None:
         self.tasks = tasks
-        self.host = host
-        self.port = port
         self.accepted = 0
         self.rejected = 0
-        self._runner: web.AppRunner | None = None
         self._warned_at = float("-inf")
 
-    async def start(self) -> None:
-        app = web.Application(client_max_size=MAX_BODY)
-        app.router.add_post("/{tail:.*}", self._handle)
-        # No access log: the paths carry the tokens.
-        runner = web.AppRunner(app, access_log=None, handle_signals=False)
-        await runner.setup()
-        try:
-            await web.TCPSite(runner, self.host, self.port).start()
-        except OSError as error:
-            await runner.cleanup()
-            raise ConfigError(f"CALLBACK_LISTEN {self.host}:{self.port} cannot be opened: "
-                              f"{error.strerror or error}") from None
-        self._runner = runner
-        self.port = int(runner.addresses[0][1])  # the real port when 0 asked for any free one
-        log.info("listening for Evolink callbacks on %s:%s", self.host, self.port)
-
-    async def close(self) -> None:
-        if self._runner is not None:
-            await self._runner.cleanup()
-            self._runner = None
-
-    async def _handle(self, request: web.Request) -> web.Response:
+    async def handle(self, request: web.Request) -> web.Response:
         parts = [part for part in request.path.split("/") if part]
         number, token = (parts[-2], parts[-1]) if len(parts) >= 2 else ("", "")
         task_id = whole_number(number)
@@ -78,3 +56,31 @@ class CallbackReceiver:
             self._warned_at = now
             log.warning("refused a callback for %s (%d refused so far)", what, self.rejected)
         return web.Response(status=404)
+
+
+class CallbackReceiver:
+    """A listener serving the callback path alone (tests and tools; the bot uses HttpListener with all routes)."""
+
+    def __init__(self, tasks: TaskService, host: str, port: int) -> None:
+        from bot.listener import HttpListener  # it imports this module
+
+        self.hints = CallbackHints(tasks)
+        self._listener = HttpListener(host, port, callbacks=self.hints)
+
+    @property
+    def port(self) -> int:
+        return self._listener.port
+
+    @property
+    def accepted(self) -> int:
+        return self.hints.accepted
+
+    @property
+    def rejected(self) -> int:
+        return self.hints.rejected
+
+    async def start(self) -> None:
+        await self._listener.start()
+
+    async def close(self) -> None:
+        await self._listener.close()

@@ -19,10 +19,13 @@ import yarl
 from discord.ext import commands
 
 from bot.alerts import OperatorAlerts
-from bot.callbacks import CallbackReceiver
+from bot.callbacks import CallbackHints
 from bot.config import Settings
 from bot.evolink import EvolinkClient
+from bot.health import HealthCheck, stale_after
+from bot.listener import HttpListener
 from bot.messenger import DiscordMessenger
+from bot.metrics import Metrics
 from bot.notifier import Notifier
 from bot.poller import TaskPoller
 from bot.quota import QuotaService
@@ -55,7 +58,8 @@ class UpscaleBot(commands.Bot):
     messenger: DiscordMessenger
     notifier: Notifier
     poller: TaskPoller
-    callbacks: CallbackReceiver | None = None
+    metrics: Metrics
+    http_listener: HttpListener | None = None  # /healthz, /metrics and the callback path (HTTP_LISTEN)
 
     def __init__(self, settings: Settings, *, sync_only: bool = False, **options: object) -> None:
         options.setdefault("guild_ready_timeout", 2.0)
@@ -147,34 +151,48 @@ class UpscaleBot(commands.Bot):
         except (OSError, TimeoutError, sqlite3.OperationalError, asyncpg.PostgresError,
                 asyncpg.InterfaceError) as error:
             raise database_failure(error, settings.database_url, settings.secrets()) from error
+        self.metrics = Metrics()  # this bot's own registry: several bots in one process (tests) count apart
         self.http_session = aiohttp.ClientSession()
         self.evolink = EvolinkClient(self.http_session, settings.evolink_base_url, settings.evolink_api_key,
                                      request_timeout=settings.evolink_timeout_seconds,
-                                     backoff_base=min(1.0, settings.poll_min_seconds))
+                                     backoff_base=min(1.0, settings.poll_min_seconds), metrics=self.metrics)
         self.quotas = QuotaService(self.storage, settings.default_limits)
         self.alerts = OperatorAlerts(self, settings.alert_channel_id)
         self.tasks = TaskService(self.storage, self.evolink, self.quotas, poll_min=settings.poll_min_seconds,
-                                 poll_max=settings.poll_max_seconds, on_change=self._wake_poller,
+                                 poll_max=settings.poll_max_seconds, on_change=self._wake_poller, metrics=self.metrics,
                                  on_operator_error=self.alerts.upstream_error,
                                  callback_url=settings.callback_url, callback_poll=settings.callback_poll_seconds)
-        self.messenger = DiscordMessenger(self, edit_window=settings.interaction_edit_window_seconds)
-        self.notifier = Notifier(self.storage, self.messenger, card_edit_seconds=settings.card_edit_seconds,
+        self.messenger = DiscordMessenger(self, edit_window=settings.interaction_edit_window_seconds,
+                                          metrics=self.metrics)
+        self.notifier = Notifier(self.storage, self.messenger, metrics=self.metrics,
+                                 card_edit_seconds=settings.card_edit_seconds,
                                  retry_min=settings.poll_min_seconds, retry_max=settings.poll_max_seconds)
-        self.poller = TaskPoller(self.storage, self.tasks, self.notifier, self.evolink,
+        self.poller = TaskPoller(self.storage, self.tasks, self.notifier, self.evolink, metrics=self.metrics,
                                  concurrency=settings.poll_concurrency, idle_wait=settings.poll_max_seconds,
                                  slack=min(1.0, settings.poll_min_seconds / 5))
         for name in EXTENSIONS:
             await self.load_extension(name)
+        await self._open_http_listener()
+
+    async def _open_http_listener(self) -> None:
+        """/healthz and /metrics, and the callback path when CALLBACK_URL is set. Opened before Discord is asked
+        anything: a port in use stops start-up at once (exit 2), and a health check sees a starting bot as
+        unhealthy (503, "not connected yet") rather than absent."""
+        settings = self.settings
+        health = HealthCheck(self, self.storage, self.poller, stale_after=stale_after(settings.poll_max_seconds))
+        self.http_listener = HttpListener(
+            *settings.http_listen, setting=settings.http_listen_name, health=health, metrics=self.metrics,
+            count_active=self.storage.count_active,
+            callbacks=CallbackHints(self.tasks) if settings.callback_url else None)
+        await self.http_listener.start()
 
     async def _start_work(self) -> None:
-        """Resolve what a crash left behind, open the callback listener and start the poller."""
+        """Resolve what a crash left behind and start the poller (the HTTP listener is already open)."""
         settings = self.settings
         interrupted = await self.tasks.resolve_interrupted_submissions()
         if interrupted:
             log.warning("%d task(s) were interrupted mid-submission; their members will be told", len(interrupted))
         if settings.callback_url:
-            self.callbacks = CallbackReceiver(self.tasks, *settings.callback_listen)
-            await self.callbacks.start()
             # Callbacks sent while we were down are lost (Evolink gives up after ~7 s): query the running
             # tasks that should have ended by now soon, spread over POLL_MAX_SECONDS; the rest keep their
             # safety-net query.
@@ -210,8 +228,8 @@ class UpscaleBot(commands.Bot):
             await asyncio.wait({login}, timeout=10)
         if self._ready_watch is not None:
             self._ready_watch.cancel()
-        if self.callbacks is not None:
-            await self.callbacks.close()
+        if self.http_listener is not None:
+            await self.http_listener.close()
         if hasattr(self, "poller"):
             await self.poller.stop()
         # Let commands being answered finish (they write to the database and reply through REST).

@@ -63,7 +63,10 @@ class Settings:
     default_limits: dict[str, int | None] = field(default_factory=lambda: dict(SAFE_DEFAULT_LIMITS))
     allow_dm_upscale: bool = False
     callback_url: str | None = None
-    callback_listen: tuple[str, int] = ("127.0.0.1", 8080)
+    # The process's one HTTP listener: /healthz, /metrics and, with CALLBACK_URL, the callback path. Port 0 picks
+    # a free port (tests). `http_listen_name` is the setting it came from, so an error names what the operator set.
+    http_listen: tuple[str, int] = ("127.0.0.1", 8080)
+    http_listen_name: str = "HTTP_LISTEN"
     callback_poll_seconds: float = 300.0
     discord_connect_timeout_seconds: float = 30.0
     database_pool_size: int = 10
@@ -158,13 +161,29 @@ def _callback_url(raw: str) -> str:
     return raw.rstrip("/")
 
 
-def _listen(raw: str) -> tuple[str, int]:
+def _listen(name: str, raw: str) -> tuple[str, int]:
     host, sep, port = raw.rpartition(":")
     host = host.removeprefix("[").removesuffix("]")
     number = whole_number(port, max_digits=5)
     if not sep or not host or number is None or number > 65535:
-        raise ConfigError(f"CALLBACK_LISTEN must be host:port, such as 127.0.0.1:8080, got {_shown(raw, 80)}")
+        raise ConfigError(f"{name} must be host:port, such as 127.0.0.1:8080, got {_shown(raw, 80)}")
     return host, number
+
+
+def _http_listen(http: str, older: str) -> dict[str, object]:
+    """HTTP_LISTEN, or CALLBACK_LISTEN (its older name) when only that is set. Both set to different addresses is
+    refused rather than one silently ignored: the operator's proxy may point at either, and a guess would leave
+    callbacks or health checks knocking on a port nobody listens on."""
+    if not older:
+        return {"http_listen": _listen("HTTP_LISTEN", http)} if http else {}
+    old = _listen("CALLBACK_LISTEN", older)
+    if not http:
+        return {"http_listen": old, "http_listen_name": "CALLBACK_LISTEN"}
+    new = _listen("HTTP_LISTEN", http)
+    if new != old:
+        raise ConfigError(f"HTTP_LISTEN ({_shown(http, 60)}) and its older name CALLBACK_LISTEN "
+                          f"({_shown(older, 60)}) are both set and differ: keep only HTTP_LISTEN")
+    return {"http_listen": new}
 
 
 def _snowflake(name: str, raw: str) -> int:
@@ -246,8 +265,7 @@ def load_settings(env: Mapping[str, str] | None = None, *, dotenv_path: str | Pa
         kwargs["allow_dm_upscale"] = raw.lower() in _TRUE
     if raw := get("CALLBACK_URL"):
         kwargs["callback_url"] = _callback_url(raw)
-    if raw := get("CALLBACK_LISTEN"):
-        kwargs["callback_listen"] = _listen(raw)
+    kwargs.update(_http_listen(get("HTTP_LISTEN"), get("CALLBACK_LISTEN")))
 
     settings = Settings(**kwargs)  # type: ignore[arg-type]
     if settings.poll_max_seconds < settings.poll_min_seconds:

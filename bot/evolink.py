@@ -18,11 +18,12 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from email.utils import parsedate_to_datetime
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import quote, urlsplit
 
 import aiohttp
 
+from bot.metrics import Metrics
 from bot.numbers import finite_number
 from bot.text import one_line
 from storage import ACTIVE_STATUSES, UPSTREAM_FINAL_STATUSES
@@ -44,6 +45,11 @@ _MAX_STATUS = 64
 _MAX_URL = 8192
 _BEARER_RE = re.compile(r"(?i)bearer\s+\S+")
 _NOT_JSON = object()
+T = TypeVar("T")
+
+
+def _as_is(data: object) -> object:
+    return data
 
 
 class ErrorKind(enum.StrEnum):
@@ -291,8 +297,10 @@ class EvolinkClient:
         backoff_base: float = 1.0,
         max_retry_wait: float = 10.0,
         max_concurrent_submits: int = 32,
+        metrics: Metrics | None = None,
     ) -> None:
         self._session = session
+        self.metrics = metrics or Metrics()
         # A stalled upstream holds a pooled connection per POST; capping POSTs below the session's pool size
         # (aiohttp's default is 100) keeps connections free for the task queries of jobs already running.
         self._submit_slots = asyncio.Semaphore(max(1, max_concurrent_submits))
@@ -321,26 +329,32 @@ class EvolinkClient:
         if callback_url:
             body["callback_url"] = callback_url
         async with self._submit_slots:
-            return parse_task(await self._call("POST", "/v1/videos/generations", body))
+            return await self._call("POST", "/v1/videos/generations", body, parse=parse_task)
 
     async def get_task(self, task_id: str) -> TaskSnapshot:
         """Query a task, retrying transient failures within this call (it is free and idempotent)."""
         if not isinstance(task_id, str) or not TASK_ID_RE.fullmatch(task_id):
             raise EvolinkError(ErrorKind.MALFORMED, "task id has an invalid form; not queried")
         path = "/v1/tasks/" + quote(task_id, safe="")
-        snapshot = parse_task(await self._with_retries(lambda: self._call("GET", path)))
-        if snapshot.task_id != task_id:
-            raise EvolinkError(ErrorKind.MALFORMED, f"asked for task {task_id}, got {snapshot.task_id}")
-        return snapshot
+
+        def parse(data: object) -> TaskSnapshot:
+            snapshot = parse_task(data)
+            if snapshot.task_id != task_id:
+                raise EvolinkError(ErrorKind.MALFORMED, f"asked for task {task_id}, got {snapshot.task_id}")
+            return snapshot
+
+        return await self._with_retries(lambda: self._call("GET", path, parse=parse))
 
     async def get_credits(self) -> float | None:
         """Remaining credit balance; also a free check that the API key works."""
-        data = await self._with_retries(lambda: self._call("GET", "/v1/credits"))
-        if not isinstance(data, dict):
-            raise EvolinkError(ErrorKind.MALFORMED, "credits answer is not an object")
-        return finite_number(_dict(_dict(data.get("data")).get("token")).get("remaining_credits"), minimum=None)
+        def parse(data: object) -> float | None:
+            if not isinstance(data, dict):
+                raise EvolinkError(ErrorKind.MALFORMED, "credits answer is not an object")
+            return finite_number(_dict(_dict(data.get("data")).get("token")).get("remaining_credits"), minimum=None)
 
-    async def _with_retries(self, call: Callable[[], Awaitable[object]]) -> object:
+        return await self._with_retries(lambda: self._call("GET", "/v1/credits", parse=parse))
+
+    async def _with_retries(self, call: Callable[[], Awaitable[T]]) -> T:
         for attempt in range(1, self._attempts + 1):
             try:
                 return await call()
@@ -367,7 +381,20 @@ class EvolinkClient:
             text = text.replace(self._api_key, "***")
         return _BEARER_RE.sub("Bearer ***", text)
 
-    async def _call(self, method: str, path: str, body: dict[str, Any] | None = None) -> object:
+    async def _call(self, method: str, path: str, body: dict[str, Any] | None = None, *,
+                    parse: Callable[[object], T] = _as_is) -> T:  # type: ignore[assignment]
+        """One HTTP exchange and the reading of its answer, counted in upscale_upstream_requests_total by endpoint
+        and outcome (ok, or the EvolinkError's kind: an answer we cannot use counts as malformed, not ok)."""
+        endpoint = "submit" if method == "POST" else "credits" if path == "/v1/credits" else "query"
+        try:
+            result = parse(await self._exchange(method, path, body))
+        except EvolinkError as error:
+            self.metrics.upstream_request(endpoint, error.kind.value)
+            raise
+        self.metrics.upstream_request(endpoint, "ok")
+        return result
+
+    async def _exchange(self, method: str, path: str, body: dict[str, Any] | None) -> object:
         """One HTTP exchange; returns the decoded JSON of a 2xx answer or raises EvolinkError."""
         headers = {"Authorization": f"Bearer {self._api_key}", "Accept": "application/json"}
         started = time.monotonic()

@@ -7,13 +7,16 @@ exception types: the member refused DMs, the target is gone (or we may not post 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Protocol
 
 import aiohttp
 import discord
+
+from bot.metrics import Metrics
 
 log = logging.getLogger(__name__)
 
@@ -63,8 +66,9 @@ class DiscordMessenger:
     """Sends with the bot token; edits the card through the interaction only while its token is fresh."""
 
     def __init__(self, client: discord.Client, *, edit_window: float,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+                 clock: Callable[[], float] = time.monotonic, metrics: Metrics | None = None) -> None:
         self._client = client
+        self.metrics = metrics or Metrics()
         self._edit_window = edit_window
         self._clock = clock
         self._interactions: dict[int, tuple[discord.Interaction, float]] = {}
@@ -76,13 +80,24 @@ class DiscordMessenger:
     def forget(self, task_id: int) -> None:
         self._interactions.pop(task_id, None)
 
-    async def send_dm(self, user_id: int, content: str, *, nonce: str, embed: discord.Embed | None = None) -> int:
+    @contextlib.contextmanager
+    def _counted(self, kind: str) -> Iterator[None]:
+        """Count one send or edit by how it ended: ok, or the DeliveryError's kind (dm_closed, gone, retry)."""
         try:
-            channel = await self._client.create_dm(discord.Object(user_id))
-            message = await channel.send(content, embed=embed, nonce=nonce,
-                                         allowed_mentions=discord.AllowedMentions.none())
-        except _TRANSIENT as error:
-            raise _classify(error) from None
+            yield
+        except DeliveryError as error:
+            self.metrics.delivery(kind, error.kind)
+            raise
+        self.metrics.delivery(kind, "ok")
+
+    async def send_dm(self, user_id: int, content: str, *, nonce: str, embed: discord.Embed | None = None) -> int:
+        with self._counted("dm"):
+            try:
+                channel = await self._client.create_dm(discord.Object(user_id))
+                message = await channel.send(content, embed=embed, nonce=nonce,
+                                             allowed_mentions=discord.AllowedMentions.none())
+            except _TRANSIENT as error:
+                raise _classify(error) from None
         return message.id
 
     async def send_channel(self, channel_id: int, content: str, *, nonce: str, mention_user_id: int,
@@ -91,22 +106,28 @@ class DiscordMessenger:
         # Only the member is pinged, whatever their file name says (@everyone, role mentions).
         mentions = discord.AllowedMentions(everyone=False, roles=False, users=[discord.Object(mention_user_id)],
                                            replied_user=False)
-        try:
-            message = await channel.send(content, embed=embed, nonce=nonce, allowed_mentions=mentions)
-        except _TRANSIENT as error:
-            raise _classify(error) from None
+        with self._counted("channel"):
+            try:
+                message = await channel.send(content, embed=embed, nonce=nonce, allowed_mentions=mentions)
+            except _TRANSIENT as error:
+                raise _classify(error) from None
         return message.id
 
     async def post_card(self, channel_id: int, embed: discord.Embed, *, nonce: str) -> int:
         """A new task card in the channel (the old one was deleted)."""
-        try:
-            message = await self._client.get_partial_messageable(channel_id).send(
-                embed=embed, nonce=nonce, allowed_mentions=discord.AllowedMentions.none())
-        except _TRANSIENT as error:
-            raise _classify(error) from None
+        with self._counted("card_post"):
+            try:
+                message = await self._client.get_partial_messageable(channel_id).send(
+                    embed=embed, nonce=nonce, allowed_mentions=discord.AllowedMentions.none())
+            except _TRANSIENT as error:
+                raise _classify(error) from None
         return message.id
 
     async def edit_card(self, task_id: int, channel_id: int, message_id: int, embed: discord.Embed) -> None:
+        with self._counted("card_edit"):
+            await self._edit_card(task_id, channel_id, message_id, embed)
+
+    async def _edit_card(self, task_id: int, channel_id: int, message_id: int, embed: discord.Embed) -> None:
         entry = self._interactions.get(task_id)
         if entry is not None:
             interaction, received_at = entry

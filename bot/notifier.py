@@ -15,6 +15,7 @@ from collections.abc import Awaitable, Callable
 from bot.lifecycle import delivery_delay
 from bot.messages import RESULT_LINK_MAX, Outgoing, link_too_long, minimal_outcome, outcome_message, task_card
 from bot.messenger import UNKNOWN_MESSAGE, DeliveryError, Messenger
+from bot.metrics import Metrics
 from storage import Storage, TaskRecord
 
 log = logging.getLogger(__name__)
@@ -31,6 +32,7 @@ def nonce_for(task: TaskRecord, kind: str) -> str:
 
 class Notifier:
     def __init__(self, storage: Storage, messenger: Messenger, *, card_edit_seconds: float,
+                 metrics: Metrics | None = None,
                  retry_min: float, retry_max: float, clock: Callable[[], float] = time.time) -> None:
         self.storage = storage
         self.messenger = messenger
@@ -38,6 +40,7 @@ class Notifier:
         self.retry_min = retry_min
         self.retry_max = retry_max
         self.clock = clock
+        self.metrics = metrics or Metrics()
         # Called with the task after the member has been told (tests and metrics watch this).
         self.listeners: list[Callable[[TaskRecord], None]] = []
 
@@ -68,6 +71,7 @@ class Notifier:
                     {"channel_state": None})
         except DeliveryError as error:
             return await self._retry_later(task, error)
+        told_at = self.clock()  # the DM and the channel post are out; the card edit below tells nothing new
         if task.channel_state == "gone" and task.dm_state != "sent":
             log.error("task %s: could not tell user %s at all (channel gone, DM %s)",
                       task.id, task.user_id, task.dm_state)
@@ -77,6 +81,8 @@ class Notifier:
                                        {"notified_at": None})
         log.info("task %s: member told (%s; DM %s, channel %s)", task.id, task.status, task.dm_state,
                  task.channel_state)
+        if task.finished_at is not None:  # from the bot seeing the end upstream to the member being told
+            self.metrics.member_told(told_at - task.finished_at)
         for listener in self.listeners:
             listener(task)
         return True

@@ -14,6 +14,7 @@ import time
 from collections.abc import Callable
 
 from bot.evolink import ErrorKind, EvolinkClient, EvolinkError
+from bot.metrics import Metrics
 from bot.notifier import Notifier
 from bot.tasks import TaskService
 from storage import ACTIVE_STATUSES, Storage, TaskRecord
@@ -23,7 +24,7 @@ log = logging.getLogger(__name__)
 
 class TaskPoller:
     def __init__(self, storage: Storage, service: TaskService, notifier: Notifier, evolink: EvolinkClient, *,
-                 concurrency: int, idle_wait: float, slack: float = 0.0,
+                 concurrency: int, idle_wait: float, slack: float = 0.0, metrics: Metrics | None = None,
                  clock: Callable[[], float] = time.time) -> None:
         self.storage = storage
         self.service = service
@@ -35,6 +36,8 @@ class TaskPoller:
         # (late, never early: a Retry-After is never undercut). Wakes from new work are not delayed.
         self.slack = slack
         self.clock = clock
+        self.metrics = metrics or Metrics()
+        self.last_run_at: float | None = None  # when a scan last ended without an error (/healthz: poller alive?)
         self._wake = asyncio.Event()
         self._in_flight: dict[int, asyncio.Task[None]] = {}
         self._loop_task: asyncio.Task[None] | None = None
@@ -74,6 +77,7 @@ class TaskPoller:
         while not self._stopping:
             try:
                 timeout = await self._tick()
+                self.last_run_at = self.clock()
             except Exception:
                 log.exception("poller: scanning for due tasks failed; trying again shortly")
                 timeout = self.idle_wait
@@ -92,6 +96,8 @@ class TaskPoller:
             return self.idle_wait  # every slot is busy: finishing tasks wake us
         due = await self.storage.due_tasks(now, free, exclude=tuple(self._in_flight))
         for record in due:
+            if record.next_poll_at is not None:
+                self.metrics.poll_lagged(now - record.next_poll_at)
             self._in_flight[record.id] = asyncio.create_task(self._guarded(record), name=f"task-{record.id}")
         if len(due) == free:
             return self.idle_wait  # more may be due: finishing tasks wake us to take them

@@ -10,6 +10,7 @@ from collections.abc import Callable
 from bot.evolink import ErrorKind, EvolinkClient, EvolinkError, TaskSnapshot
 from bot.lifecycle import next_status, poll_delay
 from bot.messages import submission_error
+from bot.metrics import Metrics
 from bot.numbers import whole_number
 from bot.quota import QuotaService
 from bot.text import clip
@@ -35,7 +36,7 @@ class TaskService:
     """Creates tasks and applies what upstream says about them, always through conditional updates."""
 
     def __init__(self, storage: Storage, evolink: EvolinkClient, quotas: QuotaService, *, poll_min: float,
-                 poll_max: float, clock: Callable[[], float] = time.time,
+                 poll_max: float, clock: Callable[[], float] = time.time, metrics: Metrics | None = None,
                  on_change: Callable[[], None] = lambda: None,
                  on_operator_error: Callable[[EvolinkError], None] = lambda error: None,
                  callback_url: str | None = None, callback_poll: float = 300.0) -> None:
@@ -45,6 +46,7 @@ class TaskService:
         self.poll_min = poll_min
         self.poll_max = poll_max
         self.clock = clock
+        self.metrics = metrics or Metrics()
         self._on_change = on_change
         self._on_operator_error = on_operator_error
         self.callback_url = callback_url  # None: no callbacks, poll on the estimate alone
@@ -113,6 +115,7 @@ class TaskService:
             "next_poll_at": now + self._next_query_in(task, elapsed=0, estimated_time=snapshot.estimated_time,
                                                       progress=snapshot.progress or 0, failures=0),
         }
+        self.metrics.task_submitted()  # the POST succeeded: upstream has the task (and bills it)
         fresh = await self.storage.update_task(task.id, changes, {"status": "submitting"})
         if fresh is None:
             log.error("task %s left 'submitting' while its POST ran; upstream id %s", task.id, snapshot.task_id)
@@ -228,7 +231,10 @@ class TaskService:
             # A callback that arrived while this query ran made the task due again: keep it due.
             return await self.storage.update_task(task.id, changes,
                                                   {"status": task.status, "next_poll_at": task.next_poll_at})
-        return await self.storage.update_task(task.id, changes, {"status": task.status})
+        updated = await self.storage.update_task(task.id, changes, {"status": task.status})
+        if updated is not None:
+            self.metrics.task_finished(status)
+        return updated
 
     async def mark_expired(self, task: TaskRecord) -> TaskRecord | None:
         """Upstream answered 404 for the task: it is gone; tell the member."""
@@ -238,10 +244,13 @@ class TaskService:
                    **extra: object) -> TaskRecord | None:
         """Move a task to a final status and make it due at once, so the poller tells the member."""
         now = self.clock()
-        return await self.storage.update_task(task.id, {
+        updated = await self.storage.update_task(task.id, {
             "status": status, "error_code": error_code, "error_message": clip(message, 300), "finished_at": now,
             "next_poll_at": now, **extra,
         }, {"status": task.status})
+        if updated is not None and task.status != "submitting":  # counted: tasks that were running upstream
+            self.metrics.task_finished(status)
+        return updated
 
     async def record_poll_error(self, task: TaskRecord, error: EvolinkError) -> TaskRecord | None:
         """Back off after a failed query; the task stays where it was.

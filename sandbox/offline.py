@@ -53,6 +53,7 @@ class Sandbox:
             "poll_max_seconds": 1.0,
             "card_edit_seconds": 1.0,
             "evolink_timeout_seconds": 2.0,
+            "http_listen": ("127.0.0.1", 0),  # any free port: bots running side by side never collide
         }
         values.update(overrides)
         return Settings(**values)  # type: ignore[arg-type]
@@ -73,6 +74,8 @@ class Sandbox:
             "EVOLINK_TIMEOUT_SECONDS": "2",
             "LOG_LEVEL": "INFO",
         }
+        if "CALLBACK_LISTEN" not in overrides:  # the older name, which must not disagree with HTTP_LISTEN
+            env["HTTP_LISTEN"] = "127.0.0.1:0"  # any free port: bots running side by side never collide
         env.update(overrides)
         return env
 

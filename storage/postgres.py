@@ -62,6 +62,13 @@ class PostgresStorage(PostgresQuotas, PostgresCopy):
     async def close(self) -> None:
         await self._pool.close()
 
+    async def ping(self) -> None:
+        await self._pool.fetchval("SELECT 1")
+
+    async def count_active(self) -> int:
+        return int(await self._pool.fetchval(
+            "SELECT COUNT(*) FROM tasks WHERE status IN ('submitting', 'pending', 'processing')"))
+
     async def get_task(self, task_id: int) -> TaskRecord | None:
         return await self._one("SELECT * FROM tasks WHERE id = $1", (task_id,))
 

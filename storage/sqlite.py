@@ -57,6 +57,14 @@ class SQLiteStorage(SQLiteQuotas, SQLiteCopy):
     async def close(self) -> None:
         await self._db.close()
 
+    async def ping(self) -> None:
+        await self._db.execute_fetchall("SELECT 1")
+
+    async def count_active(self) -> int:
+        rows = await self._db.execute_fetchall(
+            "SELECT COUNT(*) FROM tasks WHERE status IN ('submitting', 'pending', 'processing')")
+        return int(rows[0][0])
+
     async def get_task(self, task_id: int) -> TaskRecord | None:
         return await self._one("SELECT * FROM tasks WHERE id = ?", (task_id,))
 

@@ -21,10 +21,11 @@ RESULT = "https://cdn.evolink.ai/sample/called-back.mp4"
 
 
 async def _start(box: Sandbox, runner: BotRunner, *, safety: float = 600.0) -> UpscaleBot:
-    """The bot with callbacks on, its listener on a free port, and the fake routing PUBLIC to it."""
-    bot = await runner.start(callback_url=PUBLIC, callback_listen=("127.0.0.1", 0), callback_poll_seconds=safety)
-    assert bot.callbacks is not None
-    box.evolink.route_callbacks(PUBLIC, f"http://127.0.0.1:{bot.callbacks.port}/evolink")
+    """The bot with callbacks on, its listener on a free port (the sandbox's default), and the fake routing PUBLIC
+    to it."""
+    bot = await runner.start(callback_url=PUBLIC, callback_poll_seconds=safety)
+    assert bot.http_listener is not None
+    box.evolink.route_callbacks(PUBLIC, f"http://127.0.0.1:{bot.http_listener.port}/evolink")
     return bot
 
 

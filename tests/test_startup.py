@@ -50,11 +50,24 @@ def test_every_setting_is_read() -> None:
 def test_callback_settings_are_read_and_off_by_default() -> None:
     plain = load_settings(BASE, dotenv_path=None)
     assert plain.callback_url is None
-    assert (plain.callback_listen, plain.callback_poll_seconds) == (("127.0.0.1", 8080), 300.0)
+    assert (plain.http_listen, plain.http_listen_name, plain.callback_poll_seconds) == \
+        (("127.0.0.1", 8080), "HTTP_LISTEN", 300.0)
     settings = load_settings({**BASE, "CALLBACK_URL": "https://bot.example.com/evolink/",
                               "CALLBACK_LISTEN": "[::]:9000", "CALLBACK_POLL_SECONDS": "120"}, dotenv_path=None)
     assert settings.callback_url == "https://bot.example.com/evolink"
-    assert (settings.callback_listen, settings.callback_poll_seconds) == (("::", 9000), 120.0)
+    assert (settings.http_listen, settings.callback_poll_seconds) == (("::", 9000), 120.0)
+    assert settings.http_listen_name == "CALLBACK_LISTEN", "the older name still works, and errors name it"
+
+
+def test_http_listen_wins_only_when_the_older_name_agrees() -> None:
+    assert load_settings({**BASE, "HTTP_LISTEN": "0.0.0.0:9100"}, dotenv_path=None).http_listen == ("0.0.0.0", 9100)
+    same = load_settings({**BASE, "HTTP_LISTEN": "127.0.0.1:9100", "CALLBACK_LISTEN": "127.0.0.1:9100"},
+                         dotenv_path=None)
+    assert (same.http_listen, same.http_listen_name) == (("127.0.0.1", 9100), "HTTP_LISTEN")
+    with pytest.raises(ConfigError) as caught:
+        load_settings({**BASE, "HTTP_LISTEN": "127.0.0.1:9100", "CALLBACK_LISTEN": "127.0.0.1:8080"},
+                      dotenv_path=None)
+    assert "HTTP_LISTEN" in str(caught.value) and "CALLBACK_LISTEN" in str(caught.value)
 
 
 def test_a_callback_url_with_credentials_is_not_echoed() -> None:
@@ -98,6 +111,8 @@ def test_dotenv_file_is_read_and_the_environment_wins(tmp_path: Path) -> None:
     ({**BASE, "CALLBACK_URL": "https://bot.example.com:99999/evolink"}, "CALLBACK_URL"),
     ({**BASE, "CALLBACK_URL": "https://bot.example.com/" + "a" * 2000}, "CALLBACK_URL"),
     ({**BASE, "CALLBACK_LISTEN": "8080"}, "CALLBACK_LISTEN"),
+    ({**BASE, "HTTP_LISTEN": "8080"}, "HTTP_LISTEN"),
+    ({**BASE, "HTTP_LISTEN": "localhost:99999"}, "HTTP_LISTEN"),
     ({**BASE, "CALLBACK_LISTEN": "0.0.0.0:80800"}, "CALLBACK_LISTEN"),
     ({**BASE, "CALLBACK_POLL_SECONDS": "1", "POLL_MIN_SECONDS": "5"}, "CALLBACK_POLL_SECONDS"),
 ])
