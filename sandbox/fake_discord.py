@@ -14,6 +14,10 @@ limits, interaction callbacks, command definitions: 400 / 50035 naming the field
 `sandbox.fake_discord_rules`), and computes who a message pings (`mentions`, `mention_roles`,
 `mention_everyone`) from its content and allowed_mentions.
 Time-based rules use the fake's own clock, which `advance()` moves forward without sleeping.
+
+Sharding is modelled for several bot processes each holding some shards (`sandbox.fake_discord_gateway`):
+`add_guild(shard=(id, count))` places a guild, `wait_ready(shards=[...])` waits for several sessions, and
+`FakeInteraction.shard_id` tells which shard's session received an interaction.
 """
 
 from __future__ import annotations
@@ -24,22 +28,13 @@ import copy
 import re
 import secrets
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from aiohttp import web
 
-from sandbox.fake_discord_gateway import DISPATCH, GatewaySession, serve_gateway
-from sandbox.fake_discord_interactions import (
-    ATTACHMENT,
-    CHANNEL,
-    MENTIONABLE,
-    ROLE,
-    USER,
-    Resolver,
-    build_command_data,
-    find_command,
-)
+from sandbox.fake_discord_gateway import DISPATCH, GatewaySession, ShardTable, serve_gateway
+from sandbox.fake_discord_interactions import build_command_data, find_command, make_resolver
 from sandbox.fake_discord_models import (
     DEFAULT_EVERYONE_PERMISSIONS,
     ChangeSignal,
@@ -57,11 +52,12 @@ from sandbox.fake_discord_models import (
     iso_now,
     make_attachment_payload,
     public,
+    shard_of,
     snowflake,
 )
 from sandbox.fake_discord_rest import RestApi
 
-__all__ = ["FakeDiscord", "FakeInteraction", "RecordedRequest"]
+__all__ = ["FakeDiscord", "FakeInteraction", "RecordedRequest", "shard_of"]
 
 
 GUILD_MESSAGES, DIRECT_MESSAGES = 1 << 9, 1 << 12  # gateway intent bits
@@ -74,8 +70,11 @@ class FakeDiscord:
 
     def __init__(self, *, bot_token: str = "fake-bot-token", ack_timeout: float = 3.0,
                  token_ttl: float = 900.0, edit_min_interval: float = 0.0, nonce_window: float = 300.0,
-                 heartbeat_interval_ms: int = 41250) -> None:
+                 heartbeat_interval_ms: int = 41250, recommended_shards: int = 1,
+                 max_guilds_per_shard: int = 2500) -> None:
         self.bot_token = bot_token
+        self.recommended_shards = recommended_shards  # GET /gateway/bot `shards`
+        self.max_guilds_per_shard = max_guilds_per_shard  # more on one shard: IDENTIFY closed with 4011
         self.ack_timeout = ack_timeout
         self.token_ttl = token_ttl
         self.edit_min_interval = edit_min_interval
@@ -105,7 +104,7 @@ class FakeDiscord:
         self._injections: list[Injection] = []
         self._holds: list[Hold] = []
         self._sessions: set[GatewaySession] = set()
-        self._current: GatewaySession | None = None
+        self._shards = ShardTable()
         self._signal = ChangeSignal()
         self._clock_offset = 0.0
         self._rest = RestApi(self)
@@ -150,6 +149,20 @@ class FakeDiscord:
     async def _serve_gateway(self, request: web.Request) -> web.WebSocketResponse:
         return await serve_gateway(self, request)
 
+    @property
+    def _current(self) -> GatewaySession | None:
+        """The session holding shard 0 (the only one for an unsharded bot)."""
+        return self._shards.holders.get(0)
+
+    @property
+    def shard_count(self) -> int | None:
+        """The shard count the connected sessions identified with; None when no session is connected."""
+        return self._shards.count
+
+    def ready_shards(self) -> list[int]:
+        """Shard ids held by a session that got READY and all its GUILD_CREATEs."""
+        return self._shards.ready_ids()
+
     # ---- clock and change notification ----------------------------------------------------------
     def now(self) -> float:
         """The fake's clock: time.monotonic() plus everything advance() added."""
@@ -168,15 +181,20 @@ class FakeDiscord:
         self._changed()
 
     # ---- world building -------------------------------------------------------------------------
-    def add_guild(self, name: str = "Test Server") -> str:
-        """A server the bot is in, with its @everyone role; returns the guild id."""
-        guild = Guild(id=snowflake(), name=name, owner_id=self.owner_user_id)
+    def add_guild(self, name: str = "Test Server", *, shard: tuple[int, int] | None = None) -> str:
+        """A server the bot is in, with its @everyone role; returns the guild id.
+
+        `shard=(shard_id, shard_count)` picks an id on that shard: (id >> 22) % shard_count == shard_id.
+        """
+        guild = Guild(id=snowflake(shard), name=name, owner_id=self.owner_user_id)
         self._guilds[guild.id] = guild
         everyone = Role(guild.id, guild.id, "@everyone", DEFAULT_EVERYONE_PERMISSIONS, 0)
         self._roles[everyone.id] = everyone
         guild.role_ids.append(everyone.id)
         guild.members[self.bot_user_id] = Member(self.bot_user_id, [], 0)
-        self._dispatch("GUILD_CREATE", self._guild_create_payload(guild.id))
+        # A join: no `unavailable` key (discord.py then fires guild_join, not guild_available).
+        joined = {k: v for k, v in self._guild_create_payload(guild.id).items() if k != "unavailable"}
+        self._dispatch("GUILD_CREATE", joined, guild.id)
         return guild.id
 
     def add_channel(self, guild_id: str, name: str = "general") -> str:
@@ -185,17 +203,21 @@ class FakeDiscord:
                           position=len(guild.channel_ids))
         self._channels[channel.id] = channel
         guild.channel_ids.append(channel.id)
-        self._dispatch("CHANNEL_CREATE", channel_payload(channel, self._users))
+        self._dispatch("CHANNEL_CREATE", channel_payload(channel, self._users), guild_id)
         return channel.id
 
     def add_member(self, guild_id: str, username: str, *, dms_open: bool = True, permissions: int = 0,
-                   roles: list[str] | None = None) -> str:
-        """A new user who is a member of the guild; `permissions` adds to @everyone and the roles."""
+                   roles: list[str] | None = None, user_id: str | None = None) -> str:
+        """A new user who is a member of the guild; `permissions` adds to @everyone and the roles.
+
+        With `user_id`, that existing user joins this guild too (same person in two servers; `username`
+        and `dms_open` are then the user's own and not changed).
+        """
         guild = self._guild(guild_id)
         for role_id in roles or []:
             if self._roles.get(role_id) is None or self._roles[role_id].guild_id != guild_id:
                 raise AssertionError(f"role {role_id} is not a role of guild {guild_id}")
-        user = User(snowflake(), username, dms_open=dms_open)
+        user = self._user(user_id) if user_id is not None else User(snowflake(), username, dms_open=dms_open)
         self._users[user.id] = user
         guild.members[user.id] = Member(user.id, list(roles or []), permissions)
         return user.id
@@ -205,7 +227,7 @@ class FakeDiscord:
         role = Role(snowflake(), guild_id, name, permissions, len(guild.role_ids))
         self._roles[role.id] = role
         guild.role_ids.append(role.id)
-        self._dispatch("GUILD_ROLE_CREATE", {"guild_id": guild_id, "role": role.payload()})
+        self._dispatch("GUILD_ROLE_CREATE", {"guild_id": guild_id, "role": role.payload()}, guild_id)
         return role.id
 
     def delete_channel(self, channel_id: str) -> None:
@@ -213,7 +235,7 @@ class FakeDiscord:
         channel = self._channel(channel_id)
         channel.deleted = True
         if channel.guild_id is not None:
-            self._dispatch("CHANNEL_DELETE", channel_payload(channel, self._users))
+            self._dispatch("CHANNEL_DELETE", channel_payload(channel, self._users), channel.guild_id)
         self._changed()
 
     def delete_message(self, channel_id: str, message_id: str) -> None:
@@ -251,10 +273,19 @@ class FakeDiscord:
         return bits
 
     # ---- driving --------------------------------------------------------------------------------
-    async def wait_ready(self, timeout: float = 10) -> None:
-        """Wait until a client has IDENTIFYed and READY plus every GUILD_CREATE was sent to it."""
-        await self.wait_for(lambda: self._current is not None and self._current.ready, timeout,
-                            what="a client to IDENTIFY and receive READY")
+    async def wait_ready(self, timeout: float = 10, *, shards: Iterable[int] | None = None) -> None:
+        """Wait until sessions have IDENTIFYed and got READY plus every GUILD_CREATE of their shard.
+
+        Without `shards`: at least one session is connected and every connected one is ready (a process
+        holding several shards identifies them one after another, so pass `shards` to wait for all).
+        With `shards`: each listed shard id is held by a ready session.
+        """
+        if shards is None:
+            await self.wait_for(self._shards.all_ready, timeout, what="a client to IDENTIFY and receive READY")
+            return
+        wanted = set(shards)
+        await self.wait_for(lambda: wanted <= set(self._shards.ready_ids()), timeout,
+                            what=f"sessions holding shards {sorted(wanted)} to receive READY")
 
     async def slash(self, name: str, *, user_id: str, channel_id: str, guild_id: str | None = None,
                     options: dict[str, object] | None = None, subcommand: list[str] | None = None,
@@ -285,9 +316,7 @@ class FakeDiscord:
     def _interact(self, kind: int, name: str, *, user_id: str, channel_id: str, guild_id: str | None,
                   options: dict[str, object], subcommand: list[str] | None, permissions: int | None,
                   focused: str | None = None, strict: bool = True) -> FakeInteraction:
-        session = self._current
-        if session is None or not session.ready:
-            raise AssertionError("no bot is connected to the fake gateway (await fake.wait_ready() first)")
+        session = self._shards.require(guild_id)  # the guild's shard; DMs go to shard 0
         user = self._user(user_id)
         command, guild_scoped = find_command(self.commands, name, guild_id)
         payload: dict[str, Any] = {
@@ -315,46 +344,17 @@ class FakeDiscord:
         payload["channel"] = {**channel_payload(channel, self._users), "permissions": str(perms)}
         payload["data"] = build_command_data(command, guild_scoped=guild_scoped, guild_id=guild_id,
                                              options=options, subcommand=subcommand,
-                                             resolve=self._resolver(guild_id), focused=focused,
+                                             resolve=make_resolver(self, guild_id), focused=focused,
                                              strict=strict)
         inter = FakeInteraction(id=payload["id"], token=payload["token"], user_id=user_id,
                                 channel_id=channel_id, guild_id=guild_id, type=kind, payload=payload,
-                                dispatched_at=self.now(), _waiter=self.wait_for)
+                                dispatched_at=self.now(), shard_id=session.shard_id,
+                                session_id=session.session_id, _waiter=self.wait_for)
         self._interactions[inter.id] = inter
         self._tokens[inter.token] = inter
         session.send(DISPATCH, payload, "INTERACTION_CREATE")
         self._changed()
         return inter
-
-    def _resolver(self, guild_id: str | None) -> Resolver:
-        """Turns USER/ROLE/CHANNEL/MENTIONABLE/ATTACHMENT option values into ids + data.resolved."""
-
-        def resolve(kind: int, value: object) -> tuple[Any, dict[str, dict[str, Any]]]:
-            if kind == ATTACHMENT:
-                if not isinstance(value, dict) or "id" not in value:
-                    raise AssertionError(f"attachment options take make_attachment() dicts, got {value!r}")
-                return value["id"], {"attachments": {value["id"]: value}}
-            ident = str(value)
-            if kind == USER or (kind == MENTIONABLE and ident in self._users):
-                extra: dict[str, dict[str, Any]] = {"users": {ident: self._user(ident).payload()}}
-                if guild_id is not None and ident in self._guild(guild_id).members:
-                    member = self._member_payload(guild_id, ident)
-                    member.pop("user")
-                    perms = str(self.member_permissions(guild_id, ident))
-                    extra["members"] = {ident: {**member, "permissions": perms}}
-                return ident, extra
-            if kind in (ROLE, MENTIONABLE):
-                if ident not in self._roles:
-                    raise AssertionError(f"unknown role {ident}")
-                return ident, {"roles": {ident: self._roles[ident].payload()}}
-            if kind == CHANNEL:
-                channel = self._channel(ident)
-                data = {**channel_payload(channel, self._users),
-                        "permissions": str(DEFAULT_EVERYONE_PERMISSIONS)}
-                return ident, {"channels": {ident: data}}
-            raise AssertionError(f"unsupported option type {kind}")
-
-        return resolve
 
     # ---- observing ------------------------------------------------------------------------------
     def channel_messages(self, channel_id: str) -> list[dict[str, Any]]:
@@ -473,17 +473,23 @@ class FakeDiscord:
             "vanity_url_code": None, "max_members": 500000,
         }
 
-    def _dispatch(self, event: str, data: dict[str, Any]) -> None:
-        """Send a gateway event to the connected client, if any (after its READY)."""
-        if self._current is not None:
-            self._current.send(DISPATCH, data, event)
+    def _dispatch(self, event: str, data: dict[str, Any], guild_id: str | None) -> None:
+        """Send a gateway event to the session holding the guild's shard (DMs: shard 0).
+
+        With no such session the event is dropped: Discord would replay it to a resumed session,
+        but the fake keeps no sessions to resume (a new IDENTIFY gets the state in READY/GUILD_CREATE).
+        """
+        session = self._shards.route(guild_id)
+        if session is not None:
+            session.send(DISPATCH, data, event)
             self._changed()
 
     def _emit_message(self, event: str, message: dict[str, Any]) -> None:
         channel = self._channels[message["channel_id"]]
-        # Like Discord: message events only for the intents the client identified with.
+        # Like Discord: message events only for the intents the receiving session identified with.
         needed = GUILD_MESSAGES if channel.guild_id is not None else DIRECT_MESSAGES
-        if self._current is None or not self._current.intents & needed:
+        session = self._shards.route(channel.guild_id)
+        if session is None or not session.intents & needed:
             return
         if event == "MESSAGE_DELETE":
             data: dict[str, Any] = {"id": message["id"], "channel_id": channel.id}
@@ -495,4 +501,4 @@ class FakeDiscord:
                 member = self._member_payload(channel.guild_id, self.bot_user_id)
                 member.pop("user")
                 data["member"] = member
-        self._dispatch(event, data)
+        self._dispatch(event, data, channel.guild_id)

@@ -8,7 +8,12 @@ producing an interaction Discord could never send.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+from sandbox.fake_discord_models import DEFAULT_EVERYONE_PERMISSIONS, channel_payload
+
+if TYPE_CHECKING:
+    from sandbox.fake_discord import FakeDiscord
 
 SUB_COMMAND, SUB_COMMAND_GROUP = 1, 2
 STRING, INTEGER, BOOLEAN, USER, CHANNEL, ROLE, MENTIONABLE, NUMBER, ATTACHMENT = 3, 4, 5, 6, 7, 8, 9, 10, 11
@@ -129,3 +134,34 @@ def build_command_data(command: dict[str, Any], *, guild_scoped: bool, guild_id:
     if resolved:
         data["resolved"] = resolved
     return data
+
+
+def make_resolver(fake: FakeDiscord, guild_id: str | None) -> Resolver:
+    """Turns USER/ROLE/CHANNEL/MENTIONABLE/ATTACHMENT option values into ids + data.resolved."""
+
+    def resolve(kind: int, value: object) -> tuple[Any, dict[str, dict[str, Any]]]:
+        if kind == ATTACHMENT:
+            if not isinstance(value, dict) or "id" not in value:
+                raise AssertionError(f"attachment options take make_attachment() dicts, got {value!r}")
+            return value["id"], {"attachments": {value["id"]: value}}
+        ident = str(value)
+        if kind == USER or (kind == MENTIONABLE and ident in fake._users):
+            extra: dict[str, dict[str, Any]] = {"users": {ident: fake._user(ident).payload()}}
+            if guild_id is not None and ident in fake._guild(guild_id).members:
+                member = fake._member_payload(guild_id, ident)
+                member.pop("user")
+                perms = str(fake.member_permissions(guild_id, ident))
+                extra["members"] = {ident: {**member, "permissions": perms}}
+            return ident, extra
+        if kind in (ROLE, MENTIONABLE):
+            if ident not in fake._roles:
+                raise AssertionError(f"unknown role {ident}")
+            return ident, {"roles": {ident: fake._roles[ident].payload()}}
+        if kind == CHANNEL:
+            channel = fake._channel(ident)
+            data = {**channel_payload(channel, fake._users),
+                    "permissions": str(DEFAULT_EVERYONE_PERMISSIONS)}
+            return ident, {"channels": {ident: data}}
+        raise AssertionError(f"unsupported option type {kind}")
+
+    return resolve

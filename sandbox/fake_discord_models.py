@@ -28,12 +28,29 @@ DEFAULT_EVERYONE_PERMISSIONS = (
 _last_snowflake = 0
 
 
-def snowflake() -> str:
-    """A new, strictly increasing Discord-style snowflake (timestamp in the high bits) as a string."""
+def snowflake(shard: tuple[int, int] | None = None) -> str:
+    """A new, strictly increasing Discord-style snowflake (timestamp in the high bits) as a string.
+
+    With `shard=(shard_id, shard_count)` the id lands on that gateway shard, (id >> 22) % count == shard_id:
+    the timestamp is moved forward to the next millisecond that fits (less than `count` ms ahead), so
+    tests can place guilds on chosen shards without retrying against the clock.
+    """
     global _last_snowflake
     value = max((int(time.time() * 1000) - DISCORD_EPOCH_MS) << 22, _last_snowflake + 1)
+    if shard is not None:
+        shard_id, count = shard
+        if not 0 <= shard_id < count:
+            raise AssertionError(f"shard {shard_id} is not one of {count} shards")
+        skip = (shard_id - (value >> 22)) % count
+        if skip:
+            value = ((value >> 22) + skip) << 22
     _last_snowflake = value
     return str(value)
+
+
+def shard_of(guild_id: str | int, shard_count: int) -> int:
+    """The gateway shard Discord routes a guild's events to: (guild_id >> 22) % shard_count."""
+    return (int(guild_id) >> 22) % shard_count
 
 
 def iso_now() -> str:
@@ -256,6 +273,8 @@ class FakeInteraction:
     original_deleted: bool = False
     payload: dict[str, Any] = field(default_factory=dict, repr=False)  # the INTERACTION_CREATE data
     dispatched_at: float = 0.0
+    shard_id: int | None = None  # the gateway shard whose session received the INTERACTION_CREATE
+    session_id: str | None = None  # that session's id (tells two processes holding the same shard apart)
     _waiter: Callable[..., Any] | None = field(default=None, repr=False)
 
     async def wait_ack(self, timeout: float = 5) -> dict[str, Any]:

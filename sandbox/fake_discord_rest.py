@@ -46,6 +46,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 # Flags a bot may set on a message it sends: SUPPRESS_EMBEDS, EPHEMERAL, SUPPRESS_NOTIFICATIONS.
+SESSION_START_TOTAL = 1000  # IDENTIFYs a bot may start per day (reported by GET /gateway/bot, not enforced)
 SETTABLE_FLAGS = (1 << 2) | EPHEMERAL | (1 << 12)
 _WEBHOOK = r"/webhooks/(?P<app_id>\d+)/(?P<token>[^/]+)"
 
@@ -199,8 +200,12 @@ class RestApi:
         return 200, {"url": self.fake.gateway_url}
 
     def get_gateway_bot(self, call: Call) -> tuple[int, Any]:
-        limit = {"total": 1000, "remaining": 999, "reset_after": 0, "max_concurrency": 1}
-        return 200, {"url": self.fake.gateway_url, "shards": 1, "session_start_limit": limit}
+        """Where to connect and how many shards to use (`recommended_shards`); the start limit is only reported."""
+        remaining = max(0, SESSION_START_TOTAL - self.fake.identify_count)
+        limit = {"total": SESSION_START_TOTAL, "remaining": remaining,
+                 "reset_after": 86_400_000 if remaining < SESSION_START_TOTAL else 0, "max_concurrency": 1}
+        return 200, {"url": self.fake.gateway_url, "shards": self.fake.recommended_shards,
+                     "session_start_limit": limit}
 
     def get_user(self, call: Call, user_id: str) -> tuple[int, Any]:
         user = self.fake._users.get(user_id)
