@@ -219,7 +219,7 @@ async def _identify(fake: FakeDiscord, session: GatewaySession, d: dict[str, Any
         refusal = fake._shards.refusal(session, on_shard, fake.max_guilds_per_shard)
     if refusal is not None:
         log.info("fake gateway closes an IDENTIFY with %s: %s", *refusal)
-        await session.ws.close(code=refusal[0], message=refusal[1].encode())
+        await session.ws.close(code=refusal[0], message=refusal[1].encode()[:123])  # a close reason's limit
         return False
     fake.identify_count += 1
     session.identified = True

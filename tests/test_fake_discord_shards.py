@@ -101,14 +101,16 @@ async def stop(bot: ShardBot, task: asyncio.Task[None]) -> None:
 async def processes(fake: FakeDiscord, world: World,
                     point_at_fake: None) -> AsyncIterator[tuple[ShardBot, ShardBot]]:
     """Two bot processes (two clients in one loop): shard 0 of 2 and shard 1 of 2."""
-    first, second = ShardBot(shard_count=2, shard_ids=[0]), ShardBot(shard_count=2, shard_ids=[1])
-    tasks = [await start(first, fake), await start(second, fake)]
+    bots = ShardBot(shard_count=2, shard_ids=[0]), ShardBot(shard_count=2, shard_ids=[1])
+    started: list[tuple[ShardBot, asyncio.Task[None]]] = []
     try:
+        for bot in bots:
+            started.append((bot, await start(bot, fake)))
         await fake.wait_ready(shards=[0, 1])
-        yield first, second
+        yield bots
     finally:
-        await stop(first, tasks[0])
-        await stop(second, tasks[1])
+        for bot, task in started:
+            await stop(bot, task)
 
 
 def ids(bot: ShardBot) -> set[str]:
