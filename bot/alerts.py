@@ -15,6 +15,7 @@ import discord
 
 from bot.evolink import ErrorKind, EvolinkError
 from bot.text import clip
+from storage import Storage
 
 log = logging.getLogger(__name__)
 
@@ -29,9 +30,11 @@ _WHAT_TO_DO = {
 
 
 class OperatorAlerts:
-    def __init__(self, client: discord.Client, channel_id: int | None, *,
-                 interval: float = ALERT_INTERVAL_SECONDS, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(self, client: discord.Client, channel_id: int | None, *, storage: Storage | None = None,
+                 interval: float = ALERT_INTERVAL_SECONDS, clock: Callable[[], float] = time.time) -> None:
         self.client = client
+        # Shared with the other processes of this bot, so the channel gets one alert per interval in all.
+        self.storage = storage
         self.channel_id = channel_id
         self.interval = interval
         self.clock = clock
@@ -44,16 +47,21 @@ class OperatorAlerts:
             return
         now = self.clock()
         if self._last_sent is not None and now - self._last_sent < self.interval:
-            return
+            return  # this process alerted lately: no need to ask the database
         self._last_sent = now
         text = (f"⚠️ **upscale bot needs its operator**: {_WHAT_TO_DO[error.kind]}\n"
                 f"Upstream said: {clip(str(error), 300)}")
-        task = asyncio.create_task(self._post(text))
+        task = asyncio.create_task(self._post(text, now))
         self._pending.add(task)
         task.add_done_callback(self._pending.discard)
 
-    async def _post(self, text: str) -> None:
+    async def _post(self, text: str, now: float) -> None:
         assert self.channel_id is not None
+        try:
+            if self.storage is not None and not await self.storage.take_turn("operator_alert", now, self.interval):
+                return  # another process alerted within the interval
+        except Exception:
+            log.exception("could not check the alert interval in the database; posting the alert anyway")
         try:
             await self.client.get_partial_messageable(self.channel_id).send(
                 text, allowed_mentions=discord.AllowedMentions.none())

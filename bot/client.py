@@ -23,15 +23,17 @@ from bot.callbacks import CallbackHints
 from bot.config import Settings
 from bot.evolink import EvolinkClient
 from bot.health import HealthCheck, stale_after
+from bot.lifecycle import Lease
 from bot.listener import HttpListener
 from bot.messenger import DiscordMessenger
 from bot.metrics import Metrics
 from bot.notifier import Notifier
 from bot.poller import TaskPoller
 from bot.quota import QuotaService
+from bot.single_process import SQLiteProcessLock
 from bot.startup import database_failure, describe_answer, discord_failure, discord_timeout, host_of
 from bot.tasks import TaskService
-from storage import Storage, open_storage
+from storage import Storage, is_postgres, open_storage, sqlite_path
 
 log = logging.getLogger(__name__)
 
@@ -60,6 +62,7 @@ class UpscaleBot(commands.Bot):
     poller: TaskPoller
     metrics: Metrics
     http_listener: HttpListener | None = None  # /healthz, /metrics and the callback path (HTTP_LISTEN)
+    _process_lock: SQLiteProcessLock | None = None
 
     def __init__(self, settings: Settings, *, sync_only: bool = False, **options: object) -> None:
         options.setdefault("guild_ready_timeout", 2.0)
@@ -146,6 +149,9 @@ class UpscaleBot(commands.Bot):
             for name in EXTENSIONS:
                 await self.load_extension(name)
             return
+        if not is_postgres(settings.database_url):
+            self._process_lock = SQLiteProcessLock(sqlite_path(settings.database_url))
+            self._process_lock.acquire()  # before anything is written: a second process stops here
         try:
             self.storage = await open_storage(settings.database_url, pool_size=settings.database_pool_size)
         except (OSError, TimeoutError, sqlite3.OperationalError, asyncpg.PostgresError,
@@ -157,19 +163,23 @@ class UpscaleBot(commands.Bot):
                                      request_timeout=settings.evolink_timeout_seconds,
                                      backoff_base=min(1.0, settings.poll_min_seconds), metrics=self.metrics)
         self.quotas = QuotaService(self.storage, settings.default_limits)
-        self.alerts = OperatorAlerts(self, settings.alert_channel_id)
+        self.alerts = OperatorAlerts(self, settings.alert_channel_id, storage=self.storage)
+        lease = Lease(seconds=settings.lease_seconds)
         self.tasks = TaskService(self.storage, self.evolink, self.quotas, poll_min=settings.poll_min_seconds,
                                  poll_max=settings.poll_max_seconds, on_change=self._wake_poller, metrics=self.metrics,
                                  on_operator_error=self.alerts.upstream_error,
-                                 callback_url=settings.callback_url, callback_poll=settings.callback_poll_seconds)
+                                 callback_url=settings.callback_url, callback_poll=settings.callback_poll_seconds,
+                                 lease=lease, submit_timeout=settings.evolink_timeout_seconds)
         self.messenger = DiscordMessenger(self, edit_window=settings.interaction_edit_window_seconds,
                                           metrics=self.metrics)
         self.notifier = Notifier(self.storage, self.messenger, metrics=self.metrics,
                                  card_edit_seconds=settings.card_edit_seconds,
-                                 retry_min=settings.poll_min_seconds, retry_max=settings.poll_max_seconds)
+                                 retry_min=settings.poll_min_seconds, retry_max=settings.poll_max_seconds,
+                                 lease=lease)
         self.poller = TaskPoller(self.storage, self.tasks, self.notifier, self.evolink, metrics=self.metrics,
                                  concurrency=settings.poll_concurrency, idle_wait=settings.poll_max_seconds,
-                                 slack=min(1.0, settings.poll_min_seconds / 5))
+                                 slack=min(1.0, settings.poll_min_seconds / 5), lease=lease,
+                                 on_takeover=self.metrics.lease_taken_over)
         for name in EXTENSIONS:
             await self.load_extension(name)
         await self._open_http_listener()
@@ -189,9 +199,13 @@ class UpscaleBot(commands.Bot):
     async def _start_work(self) -> None:
         """Resolve what a crash left behind and start the poller (the HTTP listener is already open)."""
         settings = self.settings
-        interrupted = await self.tasks.resolve_interrupted_submissions()
-        if interrupted:
-            log.warning("%d task(s) were interrupted mid-submission; their members will be told", len(interrupted))
+        # Alone on its SQLite file, this process knows every `submitting` row is a dead run's. With PostgreSQL
+        # another process may be mid-POST: the poller takes such rows only once their window has passed.
+        if not is_postgres(settings.database_url):
+            interrupted = await self.tasks.resolve_interrupted_submissions()
+            if interrupted:
+                log.warning("%d task(s) were interrupted mid-submission; their members will be told",
+                            len(interrupted))
         if settings.callback_url:
             # Callbacks sent while we were down are lost (Evolink gives up after ~7 s): query the running
             # tasks that should have ended by now soon, spread over POLL_MAX_SECONDS; the rest keep their
@@ -247,6 +261,9 @@ class UpscaleBot(commands.Bot):
             await self.http_session.close()
         if hasattr(self, "storage"):
             await self.storage.close()
+        if self._process_lock is not None:
+            self._process_lock.release()
+            self._process_lock = None
 
     def _cancel_pending_ready(self) -> None:
         """Stop discord.py's READY task, which Client.close() leaves running.

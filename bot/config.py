@@ -70,6 +70,9 @@ class Settings:
     callback_poll_seconds: float = 300.0
     discord_connect_timeout_seconds: float = 30.0
     database_pool_size: int = 10
+    lease_seconds: float = 30.0
+    discord_shard_count: int | None = None     # None: one process, Discord's recommended count
+    discord_shard_ids: tuple[int, ...] = ()    # empty: every shard
 
     def secrets(self) -> tuple[str, ...]:
         """Values that must never be printed (used by the log redaction filter): the token, the API key and
@@ -240,6 +243,7 @@ def load_settings(env: Mapping[str, str] | None = None, *, dotenv_path: str | Pa
         "INTERACTION_EDIT_WINDOW_SECONDS": ("interaction_edit_window_seconds", 0.0, float),
         "CALLBACK_POLL_SECONDS": ("callback_poll_seconds", 0.05, float),
         "DATABASE_POOL_SIZE": ("database_pool_size", 1, int),
+        "LEASE_SECONDS": ("lease_seconds", 1.0, float),
         "DISCORD_CONNECT_TIMEOUT_SECONDS": ("discord_connect_timeout_seconds", 0.1, float),
     }
     for name, (attr, minimum, kind) in numbers.items():
@@ -267,6 +271,20 @@ def load_settings(env: Mapping[str, str] | None = None, *, dotenv_path: str | Pa
         kwargs["callback_url"] = _callback_url(raw)
     kwargs.update(_http_listen(get("HTTP_LISTEN"), get("CALLBACK_LISTEN")))
 
+    if raw := get("DISCORD_SHARD_COUNT"):
+        count = whole_number(raw, max_digits=5)
+        if not count:
+            raise ConfigError(f"DISCORD_SHARD_COUNT must be a whole number of shards, at least 1, got {_shown(raw)}")
+        kwargs["discord_shard_count"] = count
+    if raw := get("DISCORD_SHARD_IDS"):
+        ids = [whole_number(part.strip(), max_digits=5) for part in raw.split(",") if part.strip()]
+        count = kwargs.get("discord_shard_count")
+        if not ids or None in ids or len(set(ids)) != len(ids):
+            raise ConfigError(f"DISCORD_SHARD_IDS must be distinct shard numbers such as 0,1, got {_shown(raw)}")
+        if not isinstance(count, int) or max(ids) >= count:  # type: ignore[type-var]
+            raise ConfigError("DISCORD_SHARD_IDS needs DISCORD_SHARD_COUNT, and every id must be below it "
+                              f"(shards are numbered from 0), got {_shown(raw)}")
+        kwargs["discord_shard_ids"] = tuple(sorted(ids))  # type: ignore[arg-type]
     settings = Settings(**kwargs)  # type: ignore[arg-type]
     if settings.poll_max_seconds < settings.poll_min_seconds:
         raise ConfigError("POLL_MAX_SECONDS must not be smaller than POLL_MIN_SECONDS")

@@ -2,7 +2,26 @@
 
 from __future__ import annotations
 
+import os
+import secrets
+import socket
+from dataclasses import dataclass, field
+
 from storage import ACTIVE_STATUSES, FINAL_STATUSES, UPSTREAM_FINAL_STATUSES
+
+
+def new_owner() -> str:
+    """A name for this process on the tasks it leases: host, pid, and a random part (pids are reused)."""
+    return f"{socket.gethostname()[:40]}:{os.getpid()}:{secrets.token_hex(3)}"
+
+
+@dataclass(frozen=True, slots=True)
+class Lease:
+    """This process's claim on the tasks it works on: whose (owner) and for how long (LEASE_SECONDS). When a
+    process dies, its tasks are taken over by the others once their leases run out."""
+
+    owner: str = field(default_factory=new_owner)
+    seconds: float = 30.0
 
 # Which of our statuses may follow which. `submitting` ends in `failed` when the POST fails or the process
 # died mid-POST; an upstream task may jump straight to a final status between two polls.

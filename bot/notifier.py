@@ -12,7 +12,7 @@ import logging
 import time
 from collections.abc import Awaitable, Callable
 
-from bot.lifecycle import delivery_delay
+from bot.lifecycle import Lease, delivery_delay
 from bot.messages import RESULT_LINK_MAX, Outgoing, link_too_long, minimal_outcome, outcome_message, task_card
 from bot.messenger import UNKNOWN_MESSAGE, DeliveryError, Messenger
 from bot.metrics import Metrics
@@ -33,8 +33,10 @@ def nonce_for(task: TaskRecord, kind: str) -> str:
 class Notifier:
     def __init__(self, storage: Storage, messenger: Messenger, *, card_edit_seconds: float,
                  metrics: Metrics | None = None,
-                 retry_min: float, retry_max: float, clock: Callable[[], float] = time.time) -> None:
+                 retry_min: float, retry_max: float, clock: Callable[[], float] = time.time,
+                 lease: Lease | None = None) -> None:
         self.storage = storage
+        self.lease = lease or Lease()
         self.messenger = messenger
         self.card_edit_seconds = card_edit_seconds
         self.retry_min = retry_min
@@ -57,6 +59,8 @@ class Notifier:
                         task.id, len(task.result_url or ""), RESULT_LINK_MAX, task.id)
         try:
             if task.dm_state is None:
+                if not await self._still_ours(task):
+                    return False
                 task.dm_state, task.dm_message_id = await self._send_dm(task)
                 await self.storage.update_task(
                     task.id, {"dm_state": task.dm_state, "dm_message_id": task.dm_message_id}, {"dm_state": None})
@@ -65,6 +69,8 @@ class Notifier:
                 task.channel_state = "skipped"
                 await self.storage.update_task(task.id, {"channel_state": "skipped"}, {"channel_state": None})
             if task.channel_state is None:
+                if not await self._still_ours(task):
+                    return False
                 task.channel_state, task.channel_message_id = await self._post_in_channel(task)
                 await self.storage.update_task(
                     task.id, {"channel_state": task.channel_state, "channel_message_id": task.channel_message_id},
@@ -86,6 +92,14 @@ class Notifier:
         for listener in self.listeners:
             listener(task)
         return True
+
+    async def _still_ours(self, task: TaskRecord) -> bool:
+        """Renew this process's lease right before a send: a process that stalled past its lease must not send
+        what the process that took the task over is sending (the nonce would catch it, but only for minutes)."""
+        if await self.storage.renew_lease(task.id, self.lease.owner, self.clock() + self.lease.seconds):
+            return True
+        log.info("task %s: another process took it over; leaving the delivery to it", task.id)
+        return False
 
     async def _send_dm(self, task: TaskRecord) -> tuple[str, int | None]:
         async def send(message: Outgoing, nonce: str) -> int:

@@ -14,6 +14,7 @@ import time
 from collections.abc import Callable
 
 from bot.evolink import ErrorKind, EvolinkClient, EvolinkError
+from bot.lifecycle import Lease
 from bot.metrics import Metrics
 from bot.notifier import Notifier
 from bot.tasks import TaskService
@@ -25,7 +26,8 @@ log = logging.getLogger(__name__)
 class TaskPoller:
     def __init__(self, storage: Storage, service: TaskService, notifier: Notifier, evolink: EvolinkClient, *,
                  concurrency: int, idle_wait: float, slack: float = 0.0, metrics: Metrics | None = None,
-                 clock: Callable[[], float] = time.time) -> None:
+                 clock: Callable[[], float] = time.time, lease: Lease | None = None,
+                 on_takeover: Callable[[int], None] = lambda count: None) -> None:
         self.storage = storage
         self.service = service
         self.notifier = notifier
@@ -38,6 +40,8 @@ class TaskPoller:
         self.clock = clock
         self.metrics = metrics or Metrics()
         self.last_run_at: float | None = None  # when a scan last ended without an error (/healthz: poller alive?)
+        self.lease = lease or Lease()
+        self._on_takeover = on_takeover
         self._wake = asyncio.Event()
         self._in_flight: dict[int, asyncio.Task[None]] = {}
         self._loop_task: asyncio.Task[None] | None = None
@@ -94,19 +98,30 @@ class TaskPoller:
         free = self.concurrency - len(self._in_flight)
         if free <= 0:
             return self.idle_wait  # every slot is busy: finishing tasks wake us
-        due = await self.storage.due_tasks(now, free, exclude=tuple(self._in_flight))
+        due, taken_over = await self.storage.claim_due(now, free, owner=self.lease.owner, lease=self.lease.seconds,
+                                                       exclude=tuple(self._in_flight))
+        if taken_over:
+            log.info("took over %d task(s) from a process whose lease ran out", taken_over)
+            self._on_takeover(taken_over)
         for record in due:
             if record.next_poll_at is not None:
                 self.metrics.poll_lagged(now - record.next_poll_at)
             self._in_flight[record.id] = asyncio.create_task(self._guarded(record), name=f"task-{record.id}")
         if len(due) == free:
             return self.idle_wait  # more may be due: finishing tasks wake us to take them
-        next_at = await self.storage.next_due_at(exclude=tuple(self._in_flight))
+        next_at = await self.storage.next_due_at(owner=self.lease.owner, exclude=tuple(self._in_flight))
         if next_at is None:
             return self.idle_wait  # nothing scheduled: a new task or a finishing one wakes us
         if next_at <= now:
             return 0.05  # due work found no free slot this time (or is being picked up): look again soon
         return min(next_at - now + self.slack, self.idle_wait)
+
+    async def _interrupted(self, record: TaskRecord) -> None:
+        """A `submitting` row claimed: its window ran out, so the process making its POST died or stalled (claims
+        never take a row whose POST may still be sent). Tell the member; the POST is never repeated."""
+        updated = await self.service.mark_interrupted(record)
+        if updated is not None:
+            await self.notifier.deliver(updated)
 
     async def _guarded(self, record: TaskRecord) -> None:
         try:
@@ -127,6 +142,9 @@ class TaskPoller:
         """One step for one task: deliver it if it has ended, else query upstream once."""
         if record.final:
             await self.notifier.deliver(record)
+            return
+        if record.status == "submitting":
+            await self._interrupted(record)
             return
         if record.status not in ACTIVE_STATUSES or not record.upstream_id:
             log.error("task %s: status %r with upstream id %r should not be scheduled; unscheduling",

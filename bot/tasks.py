@@ -8,7 +8,7 @@ import time
 from collections.abc import Callable
 
 from bot.evolink import ErrorKind, EvolinkClient, EvolinkError, TaskSnapshot
-from bot.lifecycle import next_status, poll_delay
+from bot.lifecycle import Lease, next_status, poll_delay
 from bot.messages import submission_error
 from bot.metrics import Metrics
 from bot.numbers import whole_number
@@ -39,7 +39,8 @@ class TaskService:
                  poll_max: float, clock: Callable[[], float] = time.time, metrics: Metrics | None = None,
                  on_change: Callable[[], None] = lambda: None,
                  on_operator_error: Callable[[EvolinkError], None] = lambda error: None,
-                 callback_url: str | None = None, callback_poll: float = 300.0) -> None:
+                 callback_url: str | None = None, callback_poll: float = 300.0, lease: Lease | None = None,
+                 submit_timeout: float = 30.0) -> None:
         self.storage = storage
         self.evolink = evolink
         self.quotas = quotas
@@ -51,6 +52,10 @@ class TaskService:
         self._on_operator_error = on_operator_error
         self.callback_url = callback_url  # None: no callbacks, poll on the estimate alone
         self.callback_poll = callback_poll
+        self.lease = lease or Lease()
+        # How long a `submitting` row stays this process's: the POST's own timeout plus a lease. If the process
+        # dies mid-POST, the row falls due after that and whoever claims it tells the member.
+        self.submit_window = submit_timeout + self.lease.seconds
 
     async def submit(self, *, guild_id: int | None, channel_id: int, user_id: int, source: VideoSource,
                      scale: int, role_ids: tuple[int, ...] = ()) -> TaskRecord:
@@ -62,10 +67,12 @@ class TaskService:
     async def reserve(self, *, guild_id: int | None, channel_id: int, user_id: int, source: VideoSource,
                       scale: int, role_ids: tuple[int, ...] = ()) -> TaskRecord:
         """Check the quota and write the `submitting` row holding it, as one atomic step (QuotaExceeded if not)."""
+        now = self.clock()
         return await self.quotas.reserve(NewTask(
             guild_id=guild_id, channel_id=channel_id, user_id=user_id, source_kind=source.kind,
-            source_url=source.url, source_label=source.label, scale=scale, created_at=self.clock(),
+            source_url=source.url, source_label=source.label, scale=scale, created_at=now,
             callback_token=secrets.token_urlsafe(18) if self.callback_url else None,
+            lease_owner=self.lease.owner, lease_until=now + self.submit_window, next_poll_at=now + self.submit_window,
         ), role_ids)
 
     async def abandon(self, task: TaskRecord, reason: str) -> None:
@@ -79,7 +86,7 @@ class TaskService:
         await self.storage.update_task(task.id, {
             "status": "failed", "error_code": error_code, "error_message": clip(message, 300), "finished_at": now,
             "notified_at": now, "card_state": "final", "dm_state": "skipped", "channel_state": "skipped",
-            "quota_state": "released",
+            "quota_state": "released", "next_poll_at": None,
         }, {"status": "submitting"})
 
     async def send(self, task: TaskRecord) -> TaskRecord:
@@ -87,6 +94,15 @@ class TaskService:
 
         Raises SubmissionFailed (the row is then `failed` and its quota released).
         """
+        # The row must still be ours and still `submitting`: if this process stalled past its window, a poller
+        # may already have told the member it was interrupted, and then nothing may be sent.
+        now = self.clock()
+        if await self.storage.update_task(task.id, {"lease_until": now + self.submit_window,
+                                                    "next_poll_at": now + self.submit_window},
+                                          {"status": "submitting", "lease_owner": self.lease.owner}) is None:
+            log.warning("task %s was taken over before its POST (this process stalled); nothing was sent", task.id)
+            raise SubmissionFailed("The bot was too busy to start this job, so nothing was sent or charged. "
+                                   "Please run /upscale again.", task)
         try:
             snapshot = await self.evolink.submit(task.source_url, task.scale, self._callback_for(task))
         except EvolinkError as error:
@@ -112,6 +128,8 @@ class TaskService:
             "credits_reserved": snapshot.credits_reserved,
             "credits_charged": snapshot.credits_reserved or 0.0,
             "submitted_at": now,
+            "lease_owner": None,  # the POST is over: any process may poll it now
+            "lease_until": None,
             "next_poll_at": now + self._next_query_in(task, elapsed=0, estimated_time=snapshot.estimated_time,
                                                       progress=snapshot.progress or 0, failures=0),
         }
@@ -175,21 +193,25 @@ class TaskService:
         })
 
     async def resolve_interrupted_submissions(self) -> list[TaskRecord]:
-        """Rows left in `submitting` by a crash: mark them failed and queue a message to the member.
+        """Every row left in `submitting` by a crash, at the start of the only process using the database
+        (SQLite). With several processes (PostgreSQL) the poller does it row by row once a row's lease ran out."""
+        resolved = [task for task in await self.storage.tasks_with_status("submitting")
+                    if await self.mark_interrupted(task) is not None]
+        if resolved:
+            self._on_change()
+        return resolved
+
+    async def mark_interrupted(self, task: TaskRecord) -> TaskRecord | None:
+        """A `submitting` row whose process died mid-POST: failed, quota released, the member to be told.
 
         The POST may or may not have reached upstream; we cannot find out (there is no list endpoint), and
         retrying it could bill twice, so the member is asked to run /upscale again.
         """
-        resolved = []
-        for task in await self.storage.tasks_with_status("submitting"):
-            moved = await self._end(task, "failed", "bot_restarted", "interrupted before the provider confirmed "
-                                    "the job", quota_state="released")
-            if moved:
-                log.warning("task %s was interrupted while submitting; marked failed, member will be told", task.id)
-                resolved.append(task)
-        if resolved:
-            self._on_change()
-        return resolved
+        moved = await self._end(task, "failed", "bot_restarted", "interrupted before the provider confirmed the job",
+                                quota_state="released")
+        if moved is not None:
+            log.warning("task %s was interrupted while submitting; marked failed, member will be told", task.id)
+        return moved
 
     async def apply_snapshot(self, task: TaskRecord, snapshot: TaskSnapshot) -> TaskRecord | None:
         """Record a successful query. Returns the updated row, or None if someone else moved it first."""

@@ -53,6 +53,7 @@ class Sandbox:
             "poll_max_seconds": 1.0,
             "card_edit_seconds": 1.0,
             "evolink_timeout_seconds": 2.0,
+            "lease_seconds": 2.0,  # a killed process's tasks are taken over within seconds, not half a minute
             "http_listen": ("127.0.0.1", 0),  # any free port: bots running side by side never collide
         }
         values.update(overrides)
@@ -72,6 +73,7 @@ class Sandbox:
             "POLL_MAX_SECONDS": "1",
             "CARD_EDIT_SECONDS": "1",
             "EVOLINK_TIMEOUT_SECONDS": "2",
+            "LEASE_SECONDS": "2",
             "LOG_LEVEL": "INFO",
         }
         if "CALLBACK_LISTEN" not in overrides:  # the older name, which must not disagree with HTTP_LISTEN

@@ -58,6 +58,8 @@ class TaskRecord:
     credits_charged: float | None = None
     member_reset: int = 0
     callback_token: str | None = field(default=None, repr=False)
+    lease_owner: str | None = None   # the process working on the task (PostgreSQL: several may run)
+    lease_until: float | None = None  # ... until then; after it, another process may take the task over
 
     @property
     def final(self) -> bool:
@@ -99,6 +101,11 @@ class NewTask:
     scale: int
     created_at: float
     callback_token: str | None = None
+    # The submitting process holds the row until the POST must have ended; if it dies first, the row falls due
+    # then and whoever claims it tells the member (the POST is never repeated).
+    lease_owner: str | None = None
+    lease_until: float | None = None
+    next_poll_at: float | None = None
 
 
 class Storage(Protocol):
@@ -128,9 +135,29 @@ class Storage(Protocol):
         """
         ...
 
-    async def due_tasks(self, now: float, limit: int, exclude: Sequence[int] = ()) -> list[TaskRecord]: ...
+    async def claim_due(self, now: float, limit: int, *, owner: str, lease: float,
+                        exclude: Sequence[int] = ()) -> tuple[list[TaskRecord], int]:
+        """Due tasks this process may work on, at most `limit`, leased to `owner` until `now + lease`; and how
+        many of them were taken over from another process whose lease ran out.
 
-    async def next_due_at(self, exclude: Sequence[int] = ()) -> float | None: ...
+        A `submitting` row is claimed only once its lease ran out (its POST must be over: the process making it
+        died or stalled), never while its own process may still be sending it.
+        PostgreSQL: rows locked FOR UPDATE SKIP LOCKED, so processes claiming together never get the same task.
+        SQLite serves one process (start-up refuses a second), so leases are not needed there."""
+        ...
+
+    async def next_due_at(self, *, owner: str, exclude: Sequence[int] = ()) -> float | None:
+        """When the next task becomes claimable by `owner`: its next query, or the end of another process's
+        lease on it, whichever is later."""
+        ...
+
+    async def renew_lease(self, task_id: int, owner: str, until: float) -> bool:
+        """Extend `owner`'s lease on a task; False when another process took it over (then stop working on it)."""
+        ...
+
+    async def take_turn(self, name: str, now: float, interval: float) -> bool:
+        """True for the one caller, across processes, that may do `name` now: at most once per `interval`."""
+        ...
 
     async def make_due(self, task_id: int, callback_token: str, now: float) -> bool | None:
         """Set a running task's next query to `now` if `callback_token` is its token. Always a new value, so a

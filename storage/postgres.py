@@ -81,15 +81,39 @@ class PostgresStorage(PostgresQuotas, PostgresCopy):
             return await self.get_task(task_id)
         return await self._one(*conditional_update(task_id, changes, expect or {}, lambda n: f"${n}"))
 
-    async def due_tasks(self, now: float, limit: int, exclude: Sequence[int] = ()) -> list[TaskRecord]:
-        return await self._many(
-            "SELECT * FROM tasks WHERE next_poll_at IS NOT NULL AND next_poll_at <= $1 AND id <> ALL($2::bigint[]) "
-            "ORDER BY next_poll_at LIMIT $3", (now, list(exclude), limit))
+    async def claim_due(self, now: float, limit: int, *, owner: str, lease: float,
+                        exclude: Sequence[int] = ()) -> tuple[list[TaskRecord], int]:
+        rows = await self._pool.fetch(
+            "WITH picked AS (SELECT id, lease_owner AS previous FROM tasks "
+            "WHERE next_poll_at IS NOT NULL AND next_poll_at <= $1 AND id <> ALL($4::bigint[]) "
+            "AND (lease_until IS NULL OR lease_until <= $1 OR (lease_owner = $2 AND status <> 'submitting')) "
+            "ORDER BY next_poll_at LIMIT $3 FOR UPDATE SKIP LOCKED) "
+            "UPDATE tasks SET lease_owner = $2, lease_until = $1::float8 + $5::float8 FROM picked "
+            "WHERE tasks.id = picked.id RETURNING tasks.*, picked.previous AS previous_owner",
+            now, owner, limit, list(exclude), lease)
+        claimed, taken_over = [], 0
+        for row in rows:
+            values = dict(row)
+            previous = values.pop("previous_owner")
+            taken_over += previous is not None and previous != owner
+            claimed.append(TaskRecord(**values))
+        return claimed, taken_over
 
-    async def next_due_at(self, exclude: Sequence[int] = ()) -> float | None:
+    async def next_due_at(self, *, owner: str, exclude: Sequence[int] = ()) -> float | None:
         return await self._pool.fetchval(
-            "SELECT MIN(next_poll_at) FROM tasks WHERE next_poll_at IS NOT NULL AND id <> ALL($1::bigint[])",
-            list(exclude))
+            "SELECT MIN(CASE WHEN lease_owner IS NOT NULL AND lease_owner <> $2 AND lease_until > next_poll_at "
+            "THEN lease_until ELSE next_poll_at END) FROM tasks "
+            "WHERE next_poll_at IS NOT NULL AND id <> ALL($1::bigint[])", list(exclude), owner)
+
+    async def renew_lease(self, task_id: int, owner: str, until: float) -> bool:
+        return bool(await self._pool.fetchval(
+            "UPDATE tasks SET lease_until = $3 WHERE id = $1 AND lease_owner = $2 RETURNING 1", task_id, owner, until))
+
+    async def take_turn(self, name: str, now: float, interval: float) -> bool:
+        return bool(await self._pool.fetchval(
+            "INSERT INTO throttles (name, last_at) VALUES ($1, $2) ON CONFLICT (name) DO UPDATE "
+            "SET last_at = excluded.last_at WHERE throttles.last_at <= excluded.last_at - $3 RETURNING 1",
+            name, now, interval))
 
     async def make_due(self, task_id: int, callback_token: str, now: float) -> bool | None:
         if await self._pool.fetchval(

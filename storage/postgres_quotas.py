@@ -34,10 +34,10 @@ _USAGE_SQL = {
 # reserve_task()'s arguments after the limits' values are those of NewTask, in this order.
 _RESERVE_FIELDS = ("guild_id", "channel_id", "user_id", "source_kind", "source_url", "source_label", "scale",
                    "created_at", "callback_token")
-assert tuple(f.name for f in fields(NewTask)) == _RESERVE_FIELDS, "reserve_task() takes NewTask's fields"
-# ... then the day, the month and the limits, in QuotaUsage's order (NULL: unlimited).
+assert tuple(f.name for f in fields(NewTask))[:len(_RESERVE_FIELDS)] == _RESERVE_FIELDS, "reserve_task()'s order"
+# ... then the day, the month, the limits in QuotaUsage's order (NULL: unlimited), and the lease (migration 0003).
 LIMIT_ORDER = tuple(f.name for f in fields(QuotaUsage))
-_ARGUMENTS = len(_RESERVE_FIELDS) + 2 + len(LIMIT_ORDER)
+_ARGUMENTS = len(_RESERVE_FIELDS) + 2 + len(LIMIT_ORDER) + 3
 _RESERVE = f"SELECT * FROM reserve_task({', '.join(f'${n}' for n in range(1, _ARGUMENTS + 1))})"
 
 
@@ -86,6 +86,7 @@ class PostgresQuotas:
         of reserve_task(), in which the server's reservations take turns."""
         args = [getattr(task, name) for name in _RESERVE_FIELDS]
         args += [day, month, *(limits.get(name) for name in LIMIT_ORDER)]
+        args += [task.lease_owner, task.lease_until, task.next_poll_at]
         row = await self._pool.fetchrow(_RESERVE, *args)
         return None if row is None else TaskRecord(**dict(row))
 

@@ -77,14 +77,28 @@ class SQLiteStorage(SQLiteQuotas, SQLiteCopy):
             return await self.get_task(task_id)
         return await self._one(*conditional_update(task_id, changes, expect or {}, lambda n: "?"))
 
-    async def due_tasks(self, now: float, limit: int, exclude: Sequence[int] = ()) -> list[TaskRecord]:
-        return await self._many(
+    async def claim_due(self, now: float, limit: int, *, owner: str, lease: float,
+                        exclude: Sequence[int] = ()) -> tuple[list[TaskRecord], int]:
+        """One process per SQLite file (start-up refuses a second), so every due task is this process's: a plain
+        read, no lease to write (a lease left by an earlier run of this process is not waited for)."""
+        due = await self._many(
             f"SELECT * FROM tasks WHERE next_poll_at IS NOT NULL AND next_poll_at <= ? {_skip_ids(exclude)} "
-            "ORDER BY next_poll_at LIMIT ?",
-            (now, *exclude, limit),
+            "AND NOT (status = 'submitting' AND lease_until > ?) ORDER BY next_poll_at LIMIT ?",
+            (now, *exclude, now, limit),
         )
+        return due, 0
 
-    async def next_due_at(self, exclude: Sequence[int] = ()) -> float | None:
+    async def renew_lease(self, task_id: int, owner: str, until: float) -> bool:
+        return True  # nobody else can hold it (see claim_due)
+
+    async def take_turn(self, name: str, now: float, interval: float) -> bool:
+        rows = await self._db.execute_fetchall(
+            "INSERT INTO throttles (name, last_at) VALUES (?, ?) ON CONFLICT (name) DO UPDATE "
+            "SET last_at = excluded.last_at WHERE throttles.last_at <= excluded.last_at - ? RETURNING name",
+            (name, now, interval))
+        return bool(rows)
+
+    async def next_due_at(self, *, owner: str, exclude: Sequence[int] = ()) -> float | None:
         skip = _skip_ids(exclude)
         rows = await self._db.execute_fetchall(
             f"SELECT MIN(next_poll_at) FROM tasks WHERE next_poll_at IS NOT NULL {skip}", tuple(exclude))

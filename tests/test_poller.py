@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import AsyncIterator
+from typing import Any
 
 import aiohttp
 import pytest
@@ -102,7 +103,7 @@ async def test_with_a_single_slot_every_due_task_is_still_handled(parts: tuple) 
     finally:
         await poller.stop()
     assert sorted(notifier.delivered) == [t.id for t in tasks]
-    assert await storage.next_due_at() is None, "nothing left scheduled once everyone was told"
+    assert await storage.next_due_at(owner="test") is None, "nothing left scheduled once everyone was told"
 
 
 async def test_an_unexpected_error_in_the_post_fails_the_row_and_releases_its_quota(parts: tuple) -> None:
@@ -133,15 +134,15 @@ async def test_tasks_falling_due_close_together_are_taken_in_one_scan_and_never_
         await storage.update_task(task.id, {"next_poll_at": due_at[task.id]})
         fake.complete(task.upstream_id, "https://cdn.evolink.ai/r.mp4")
     taken: list[tuple[float, list[int]]] = []
-    scan = storage.due_tasks
+    scan = storage.claim_due
 
-    async def recording_scan(now: float, limit: int, exclude: tuple[int, ...] = ()) -> list[TaskRecord]:
-        found = await scan(now, limit, exclude)
+    async def recording_scan(now: float, limit: int, **kwargs: Any) -> tuple[list[TaskRecord], int]:
+        found, taken_over = await scan(now, limit, **kwargs)
         if found:
             taken.append((time.time(), [t.id for t in found]))
-        return found
+        return found, taken_over
 
-    storage.due_tasks = recording_scan  # type: ignore[method-assign]
+    storage.claim_due = recording_scan  # type: ignore[method-assign]
     notifier = RecordingNotifier(storage, explode_on=set())
     poller = TaskPoller(storage, service, notifier, client, concurrency=8, idle_wait=5.0, slack=0.5)  # type: ignore[arg-type]
     poller.start()

@@ -82,9 +82,9 @@ class WatchedStorage:
         self._signal()
         return result
 
-    async def due_tasks(self, *args: Any, **kwargs: Any) -> list[TaskRecord]:
-        self._fail_if_asked("due_tasks")
-        result = await self._inner.due_tasks(*args, **kwargs)
+    async def claim_due(self, *args: Any, **kwargs: Any) -> tuple[list[TaskRecord], int]:
+        self._fail_if_asked("claim_due")
+        result = await self._inner.claim_due(*args, **kwargs)
         self.scans += 1
         self._signal()
         return result
@@ -263,7 +263,7 @@ async def _next_poll_is(parts: Parts, task: TaskRecord, when: float) -> bool:
     return (await parts.row(task)).next_poll_at == at(when)
 
 
-@pytest.mark.parametrize("scan", ["due_tasks", "next_due_at"])
+@pytest.mark.parametrize("scan", ["claim_due", "next_due_at"])
 async def test_a_failed_scan_does_not_stop_the_poller(parts: Parts, scan: str,
                                                       caplog: pytest.LogCaptureFixture) -> None:
     [task] = await parts.submit(1)

@@ -193,7 +193,8 @@ async def test_usage_counters_match_the_ledger_and_are_rebuilt_by_the_migration(
     with sqlite3.connect(path) as conn:  # forget the counters (and what came later), as before 0003
         conn.executescript("DROP TABLE usage_counters; DROP TRIGGER tasks_usage_insert; "
                            "DROP TRIGGER tasks_usage_update; ALTER TABLE tasks DROP COLUMN callback_token; "
-                           "PRAGMA user_version = 2;")
+                           "ALTER TABLE tasks DROP COLUMN lease_owner; ALTER TABLE tasks DROP COLUMN lease_until; "
+                           "DROP TABLE throttles; PRAGMA user_version = 2;")
     store = await open_storage(f"sqlite:///{path}")
     await store.close()
     assert await _counters(path) == kept

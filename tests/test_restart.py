@@ -44,7 +44,9 @@ async def test_sigkill_after_submitting_then_restart_tells_the_member_exactly_on
 
 async def test_sigkill_during_the_paid_post_resolves_the_row_on_start(
         box: Sandbox, bot_process: Callable[..., BotProcess], database_url: str) -> None:
-    first = bot_process(EVOLINK_TIMEOUT_SECONDS="30")
+    """SQLite: at the next start. PostgreSQL (where another process might still be mid-POST): once the row's
+    window, the POST timeout plus LEASE_SECONDS, has passed."""
+    first = bot_process(EVOLINK_TIMEOUT_SECONDS="4")
     await _started(box, first)
     box.evolink.inject("timeout", on="submit")
     interaction = await box.discord.slash("upscale", user_id=box.alice_id, channel_id=box.channel_id,

@@ -47,6 +47,14 @@ def test_every_setting_is_read() -> None:
     assert (settings.log_level, settings.alert_channel_id, settings.card_edit_seconds) == ("DEBUG", 789, 20.0)
 
 
+def test_shard_and_lease_settings_are_read() -> None:
+    plain = load_settings(BASE, dotenv_path=None)
+    assert (plain.discord_shard_count, plain.discord_shard_ids, plain.lease_seconds) == (None, (), 30.0)
+    settings = load_settings({**BASE, "DISCORD_SHARD_COUNT": "4", "DISCORD_SHARD_IDS": " 3, 1", "LEASE_SECONDS": "12"},
+                             dotenv_path=None)
+    assert (settings.discord_shard_count, settings.discord_shard_ids, settings.lease_seconds) == (4, (1, 3), 12.0)
+
+
 def test_callback_settings_are_read_and_off_by_default() -> None:
     plain = load_settings(BASE, dotenv_path=None)
     assert plain.callback_url is None
@@ -90,6 +98,13 @@ def test_dotenv_file_is_read_and_the_environment_wins(tmp_path: Path) -> None:
     ({**BASE, "DATABASE_URL": "mysql://x"}, "DATABASE_URL"),
     ({**BASE, "DATABASE_URL": "postgresql://bot:hunter2@db:99999/upscale"}, "DATABASE_URL"),
     ({**BASE, "DATABASE_POOL_SIZE": "0"}, "DATABASE_POOL_SIZE"),
+    ({**BASE, "LEASE_SECONDS": "0"}, "LEASE_SECONDS"),
+    ({**BASE, "DISCORD_SHARD_COUNT": "0"}, "DISCORD_SHARD_COUNT"),
+    ({**BASE, "DISCORD_SHARD_COUNT": "two"}, "DISCORD_SHARD_COUNT"),
+    ({**BASE, "DISCORD_SHARD_IDS": "0"}, "DISCORD_SHARD_IDS"),
+    ({**BASE, "DISCORD_SHARD_COUNT": "2", "DISCORD_SHARD_IDS": "0,2"}, "DISCORD_SHARD_IDS"),
+    ({**BASE, "DISCORD_SHARD_COUNT": "2", "DISCORD_SHARD_IDS": "1,1"}, "DISCORD_SHARD_IDS"),
+    ({**BASE, "DISCORD_SHARD_COUNT": "2", "DISCORD_SHARD_IDS": "a"}, "DISCORD_SHARD_IDS"),
     ({**BASE, "DISCORD_GUILD_IDS": "12,abc"}, "DISCORD_GUILD_IDS"),
     ({**BASE, "DISCORD_API_BASE_URL": "localhost:5000"}, "DISCORD_API_BASE_URL"),
     ({**BASE, "DISCORD_API_BASE_URL": "https://user:hunter2@proxy.example.com/api/v10"}, "DISCORD_API_BASE_URL"),
