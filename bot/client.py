@@ -48,7 +48,7 @@ def point_discord_at(settings: Settings) -> None:
         discord.gateway.DiscordWebSocket.DEFAULT_GATEWAY = yarl.URL(settings.discord_gateway_url)
 
 
-class UpscaleBot(commands.Bot):
+class UpscaleBot(commands.AutoShardedBot):
     """Owns the process-wide resources; the services are built here and used by the cogs."""
 
     storage: Storage
@@ -72,6 +72,10 @@ class UpscaleBot(commands.Bot):
         trace.on_request_end.append(self._saw_answer)
         trace.on_request_exception.append(self._saw_failure)
         options.setdefault("http_trace", trace)
+        # The gateway shards this process holds (DISCORD_SHARD_COUNT / DISCORD_SHARD_IDS); with neither set,
+        # all of Discord's recommended count (GET /gateway/bot).
+        options.setdefault("shard_count", settings.discord_shard_count)
+        options.setdefault("shard_ids", list(settings.discord_shard_ids) or None)
         super().__init__(
             command_prefix=commands.when_mentioned,
             intents=discord.Intents.none() | discord.Intents(guilds=True),
@@ -86,6 +90,11 @@ class UpscaleBot(commands.Bot):
         self._login_task: asyncio.Task[object] | None = None
         self._ready_watch: asyncio.Task[None] | None = None
 
+    @property
+    def holds_shard_zero(self) -> bool:
+        """The process that syncs the slash commands at start (others leave it to it, or to `sync`)."""
+        return not self.settings.discord_shard_ids or 0 in self.settings.discord_shard_ids
+
     async def setup_hook(self) -> None:
         """Nothing: login() does the set-up itself, so the database opens before Discord is asked anything and
         does not count against the Discord deadline (discord.py would call this between its REST login and us)."""
@@ -94,6 +103,9 @@ class UpscaleBot(commands.Bot):
         """Open the database and load the cogs; log in and sync the commands within
         DISCORD_CONNECT_TIMEOUT_SECONDS; then start the work. Failures are one-line StartupErrors."""
         self._login_task = asyncio.current_task()
+        # discord.py makes its loop-bound objects (the sharded client's event queue among them) inside its own
+        # login; make them now, so a close() after a failed start-up (a database, a port) finds them.
+        await self._async_setup_hook()
         try:
             await self._open_services()
             seconds = self.settings.discord_connect_timeout_seconds
@@ -101,7 +113,8 @@ class UpscaleBot(commands.Bot):
                 async with asyncio.timeout(seconds) as deadline:
                     with self._discord_stage("logging in"):
                         await super().login(token)
-                    await self.sync_app_commands()
+                    if self.sync_only or self.holds_shard_zero:
+                        await self.sync_app_commands()  # once for the bot, not by every process
             except TimeoutError:
                 if not deadline.expired():
                     raise
@@ -149,10 +162,11 @@ class UpscaleBot(commands.Bot):
             for name in EXTENSIONS:
                 await self.load_extension(name)
             return
-        if not is_postgres(settings.database_url):
-            self._process_lock = SQLiteProcessLock(sqlite_path(settings.database_url))
-            self._process_lock.acquire()  # before anything is written: a second process stops here
         try:
+            if not is_postgres(settings.database_url):
+                lock = SQLiteProcessLock(sqlite_path(settings.database_url))
+                lock.acquire()  # before anything is written: a second process stops here
+                self._process_lock = lock
             self.storage = await open_storage(settings.database_url, pool_size=settings.database_pool_size)
         except (OSError, TimeoutError, sqlite3.OperationalError, asyncpg.PostgresError,
                 asyncpg.InterfaceError) as error:
@@ -273,6 +287,8 @@ class UpscaleBot(commands.Bot):
         and the coroutine is never awaited ("coroutine 'Client._run_event' was never awaited"). Cancelled, it
         skips the dispatch.
         """
-        ready = getattr(self._connection, "_ready_task", None)
-        if ready is not None and not ready.done():
-            ready.cancel()
+        pending = [getattr(self._connection, "_ready_task", None)]
+        pending += list(getattr(self._connection, "_ready_tasks", {}).values())  # the sharded client's, per shard
+        for ready in pending:
+            if ready is not None and not ready.done():
+                ready.cancel()
