@@ -21,6 +21,12 @@ MIGRATION_LOCK = 0x75707363616C65  # "upscale"
 CONNECT_TIMEOUT = 10.0
 
 
+async def _keep_session(conn: asyncpg.Connection) -> None:
+    """The pool's reset on release, minus asyncpg's default round trip (UNLISTEN, RESET ALL, unlock all...):
+    the driver leaves no session state behind (the migration lock is released where it is taken), and asyncpg
+    still rolls back a transaction left open before calling this. Half the statements of a poll step go."""
+
+
 class PostgresStorage(PostgresQuotas, PostgresCopy):
     """The Storage interface on an asyncpg pool of DATABASE_POOL_SIZE connections."""
 
@@ -30,7 +36,7 @@ class PostgresStorage(PostgresQuotas, PostgresCopy):
     @classmethod
     async def open(cls, url: str, *, pool_size: int = 10) -> PostgresStorage:
         pool = await asyncpg.create_pool(url, min_size=1, max_size=max(1, pool_size), timeout=CONNECT_TIMEOUT,
-                                         command_timeout=60)
+                                         command_timeout=60, reset=_keep_session)
         storage = cls(pool)
         try:
             await storage._migrate()
