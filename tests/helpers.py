@@ -31,12 +31,14 @@ def mentions(box: Sandbox, channel_id: str, user_id: str) -> list[dict[str, Any]
     return [m for m in box.discord.channel_messages(channel_id) if f"<@{user_id}>" in (m.get("content") or "")]
 
 
-async def start_upscale(box: Sandbox, user_id: str | None = None, **options: Any) -> tuple[Any, str]:
-    """Run /upscale as a member; wait for the task card; return (interaction, upstream task id)."""
+async def start_upscale(box: Sandbox, user_id: str | None = None, *, guild_id: str | None = None,
+                        channel_id: str | None = None, **options: Any) -> tuple[Any, str]:
+    """Run /upscale as a member (in the sandbox's channel unless told another guild's); wait for the task card;
+    return (interaction, upstream task id)."""
     user_id = user_id or box.alice_id
     before = set(box.evolink.tasks)
-    interaction = await box.discord.slash("upscale", user_id=user_id, channel_id=box.channel_id,
-                                          guild_id=box.guild_id, options=options)
+    interaction = await box.discord.slash("upscale", user_id=user_id, channel_id=channel_id or box.channel_id,
+                                          guild_id=guild_id or box.guild_id, options=options)
     await interaction.wait_ack()
     task_id = await box.discord.wait_for(lambda: next(iter(set(box.evolink.tasks) - before), None))
     await box.discord.wait_for(lambda: task_id in embed_text(interaction.original))
@@ -110,3 +112,15 @@ class DeliveryWatch:
                 await self._changed.wait()
 
         await asyncio.wait_for(wait(), timeout)
+
+
+def metric(exposition: str, name: str, **labels: str) -> float | None:
+    """One sample of a Prometheus text exposition (read with prometheus-client's own parser), None when absent: for
+    a bot that runs as its own process, /metrics is the only view of its counters."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    for family in text_string_to_metric_families(exposition):
+        for sample in family.samples:
+            if sample.name == name and sample.labels == labels:
+                return sample.value
+    return None
