@@ -37,6 +37,8 @@ pytestmark = pytest.mark.backends("postgres")
 
 LEASE_SECONDS = 2.0
 EVOLINK_TIMEOUT_SECONDS = 3.0
+# A takeover happens within a poller scan (POLL_MAX_SECONDS) of a lease running out; this much more is a stuck one.
+PROMPT_SECONDS = 5.0
 PUBLIC = "https://callbacks.example.com/evolink"
 # Both processes: two shards, commands synced globally (one PUT), no quota in the way, fast polls, short leases.
 SHARED_ENV = {
@@ -231,6 +233,7 @@ async def test_a_sigkilled_process_s_tasks_are_taken_over_after_the_lease_and_ev
     assert held_id in leased, f"'one' delivers the task it holds: {rows[held_id]}"
 
     await one.kill()
+    killed_at = time.time()
     hold.release()
     held = await stored_task(fleet.database_url, held_id)
     assert (held.dm_state, held.channel_state, held.notified_at) == ("sent", None, None), "killed before the record"
@@ -267,6 +270,8 @@ async def test_a_sigkilled_process_s_tasks_are_taken_over_after_the_lease_and_ev
         row = await storage.get_task_by_upstream_id(upstream_id)
         assert row is not None and row.notified_at is not None and (row.dm_state, row.channel_state) == (
             "sent", "sent"), row
+        if upstream_id in leased:
+            assert row.notified_at <= killed_at + LEASE_SECONDS + PROMPT_SECONDS, "taken over once the lease ran out"
 
 
 # ---- 3. a process SIGKILLed during the paid POST: the other tells the member after the POST's window ------------
@@ -296,6 +301,7 @@ async def test_a_job_whose_process_dies_mid_post_is_told_interrupted_after_the_w
     row = await stored_task(fleet.database_url, user_id=world.carol)
     assert (row.status, row.error_code, row.quota_state) == ("failed", "bot_restarted", "released"), row
     assert row.finished_at is not None and row.finished_at >= window_end, "not before the POST's window ran out"
+    assert row.finished_at <= window_end + PROMPT_SECONDS, "but as soon as it ran out"
     await box.discord.wait_for(lambda: sum(send_attempts(box).values()) >= 2)
     assert "interrupted while submitting" in zero.output()
     takeovers = await scrape(session, zero, "upscale_lease_takeovers_total")
