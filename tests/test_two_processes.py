@@ -31,7 +31,7 @@ from bot.quota import QuotaService
 from sandbox.offline import SANDBOX_API_KEY, SANDBOX_BOT_TOKEN, Sandbox
 from sandbox.process import BotProcess
 from storage import NewTask, Storage
-from tests.helpers import mentions, metric, send_attempts, start_upscale, stored_task, wait_told
+from tests.helpers import embed_text, mentions, metric, send_attempts, start_upscale, stored_task, wait_told
 
 pytestmark = pytest.mark.backends("postgres")
 
@@ -272,6 +272,9 @@ async def test_a_sigkilled_process_s_tasks_are_taken_over_after_the_lease_and_ev
             "sent", "sent"), row
         if upstream_id in leased:
             assert row.notified_at <= killed_at + LEASE_SECONDS + PROMPT_SECONDS, "taken over once the lease ran out"
+    for interaction, upstream_id in victims + survivors:
+        await box.discord.wait_for(lambda i=interaction: "Completed" in embed_text(i.original),
+                                   what=f"the final card of {upstream_id}")
 
 
 # ---- 3. a process SIGKILLed during the paid POST: the other tells the member after the POST's window ------------
