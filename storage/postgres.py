@@ -90,18 +90,20 @@ class PostgresStorage(PostgresQuotas, PostgresCopy):
     async def claim_due(self, now: float, limit: int, *, owner: str, lease: float,
                         exclude: Sequence[int] = ()) -> tuple[list[TaskRecord], int]:
         rows = await self._pool.fetch(
-            "WITH picked AS (SELECT id, lease_owner AS previous FROM tasks "
+            "WITH picked AS (SELECT id, lease_owner AS previous, lease_until AS previous_until FROM tasks "
             "WHERE next_poll_at IS NOT NULL AND next_poll_at <= $1 AND id <> ALL($4::bigint[]) "
             "AND (lease_until IS NULL OR lease_until <= $1 OR (lease_owner = $2 AND status <> 'submitting')) "
             "ORDER BY next_poll_at LIMIT $3 FOR UPDATE SKIP LOCKED) "
             "UPDATE tasks SET lease_owner = $2, lease_until = $1::float8 + $5::float8 FROM picked "
-            "WHERE tasks.id = picked.id RETURNING tasks.*, picked.previous AS previous_owner",
+            # A take-over: the task fell due while another process held it, and that process let the lease run
+            # out (died or stalled). A lease that simply lapsed between two polls is a hand-off, not counted.
+            "WHERE tasks.id = picked.id RETURNING tasks.*, (picked.previous IS NOT NULL AND picked.previous <> $2 "
+            "AND tasks.next_poll_at <= picked.previous_until) AS taken_over",
             now, owner, limit, list(exclude), lease)
         claimed, taken_over = [], 0
         for row in rows:
             values = dict(row)
-            previous = values.pop("previous_owner")
-            taken_over += previous is not None and previous != owner
+            taken_over += bool(values.pop("taken_over"))
             claimed.append(TaskRecord(**values))
         return claimed, taken_over
 

@@ -84,3 +84,12 @@ async def test_an_alert_is_taken_once_per_interval_across_processes(database_url
     finally:
         await first.close()
         await second.close()
+
+
+async def test_a_lease_that_lapsed_between_two_polls_is_a_hand_off_not_a_take_over(storage: Storage) -> None:
+    now = time.time()
+    [task_id] = await _due_tasks(storage, 1, now)
+    await storage.claim_due(now, 10, owner="a", lease=30)
+    await storage.update_task(task_id, {"next_poll_at": now + 40})  # a polled it; next query after its lease
+    ([claimed], taken_over) = await storage.claim_due(now + 41, 10, owner="b", lease=30)
+    assert (claimed.id, claimed.lease_owner, taken_over) == (task_id, "b", 0)
