@@ -223,7 +223,7 @@ async def take_over(conn: asyncpg.Connection, bots: list[Bot], session: aiohttp.
         "SELECT COUNT(*) AS held, COUNT(*) FILTER (WHERE next_poll_at < lease_until) AS blocked, "
         "COUNT(*) FILTER (WHERE next_poll_at <= $2) AS in_flight FROM tasks "
         "WHERE lease_owner = $1 AND lease_until > $2", owner, killed)
-    observe = lease + max(10.0, lease * 2 / 3)  # every lease has run out, then time to catch up
+    observe = lease + max(2.0, lease * 2 / 3)  # every lease has run out, then time to catch up (full: 50 s)
     last_waiting, worst, peak_late = 0.0, 0.0, 0
     while (rel := time.monotonic() - t0) < observe:
         now = time.time()

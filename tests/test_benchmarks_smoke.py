@@ -86,6 +86,16 @@ ON_POSTGRES: dict[str, tuple[str, ...]] = {
         "goal: bot CPU [postgres] < 10",
         "goal: queries for a 600 s task <= 15",
     ),
+    # Two processes only (PostgreSQL only): polling, the SIGKILL take-over (LEASE_SECONDS 3) and notify latency.
+    "bench_processes.py --processes 2 --tasks 300 --window 3 --notify-jobs 10": (
+        "figure: tasks running at the window's start / end [2 processes] = 300 / 300",
+        "figure: process 1 (shard 1 of 2) task queries per second (its /metrics) [2 processes] = ",
+        "figure: task queries per second, sum of the processes' /metrics [2 processes] = ",
+        "figure: database server CPU as % of one core [2 processes] = ",
+        "figure: take-over delay: kill -> no task of the killed process more than 2 s overdue [2 processes] = ",
+        "figure: jobs / posted in the channel / told by DM [2 processes] = 10 / 10 / 10",
+        "goal: bot CPU per process [2 processes] < 10",
+    ),
 }
 
 
