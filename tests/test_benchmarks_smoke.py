@@ -3,8 +3,9 @@
 The scripts run at the same time, each as its own subprocess, to keep this file well under a minute, and once per
 test run: under pytest-xdist the tests of this file may land on every worker, and the first worker to need the
 outputs runs the scripts while the others wait and read its results. The two that take `--database` also run once
-on PostgreSQL (smaller still), on that worker's PostgreSQL server (tests/postgres.py: TEST_DATABASE_URL or a
-throwaway cluster); without one those cases are skipped as the suite's PostgreSQL leg is.
+on PostgreSQL (smaller still), and bench_processes.py (two bot processes, PostgreSQL only; about 3 s more for this
+file) runs there only, on that worker's PostgreSQL server (tests/postgres.py: TEST_DATABASE_URL or a throwaway
+cluster); without one those cases are skipped as the suite's PostgreSQL leg is.
 """
 
 from __future__ import annotations
