@@ -2,7 +2,7 @@
 notify latency.
 
     python benchmarks/bench_processes.py                      # reduced: 1,000 tasks, 5 s window, time-scaled notify
-    python benchmarks/bench_processes.py --full               # 10,000 tasks, 120 s window, LEASE_SECONDS 30 (~12 min)
+    python benchmarks/bench_processes.py --full               # 10,000 tasks, 120 s window, LEASE_SECONDS 30 (~10 min)
     python benchmarks/bench_processes.py --full --processes 2 # only the two-process run
     python benchmarks/bench_processes.py --full --phase poll  # no notify-latency run
 
