@@ -161,7 +161,9 @@ class Storage(Protocol):
 
     async def make_due(self, task_id: int, callback_token: str, now: float) -> bool | None:
         """Set a running task's next query to `now` if `callback_token` is its token. Always a new value, so a
-        query already in flight (whose update expects the old one) cannot push the task back.
+        query already in flight (whose update expects the old one) cannot push the task back. The lease is
+        dropped too, so whichever process the callback woke claims the task at once instead of waiting for
+        another process's lease to run out (a query that other process has in flight then fails its update).
         Returns True if made due, False if the task has ended, None if no task has this id and token."""
         ...
 

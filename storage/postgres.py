@@ -125,7 +125,8 @@ class PostgresStorage(PostgresQuotas, PostgresCopy):
 
     async def make_due(self, task_id: int, callback_token: str, now: float) -> bool | None:
         if await self._pool.fetchval(
-                "UPDATE tasks SET next_poll_at = $3 WHERE id = $1 AND callback_token = $2 "
+                "UPDATE tasks SET next_poll_at = $3, lease_owner = NULL, lease_until = NULL "
+                "WHERE id = $1 AND callback_token = $2 "
                 f"AND {SCHEDULED_RUNNING} RETURNING id", task_id, callback_token, now):
             return True
         known = await self._pool.fetchval("SELECT 1 FROM tasks WHERE id = $1 AND callback_token = $2",

@@ -93,3 +93,14 @@ async def test_a_lease_that_lapsed_between_two_polls_is_a_hand_off_not_a_take_ov
     await storage.update_task(task_id, {"next_poll_at": now + 40})  # a polled it; next query after its lease
     ([claimed], taken_over) = await storage.claim_due(now + 41, 10, owner="b", lease=30)
     assert (claimed.id, claimed.lease_owner, taken_over) == (task_id, "b", 0)
+
+
+async def test_a_callback_frees_the_task_for_any_process_at_once(storage: Storage) -> None:
+    now = time.time()
+    [task_id] = await _due_tasks(storage, 1, now)
+    await storage.update_task(task_id, {"callback_token": "tok"})
+    await storage.claim_due(now, 10, owner="a", lease=30)
+    await storage.update_task(task_id, {"next_poll_at": now + 300})  # a polled it; safety net in 5 minutes
+    assert await storage.make_due(task_id, "tok", now + 1) is True  # the callback reached process b
+    ([claimed], taken_over) = await storage.claim_due(now + 1, 10, owner="b", lease=30)
+    assert (claimed.id, claimed.lease_owner, taken_over) == (task_id, "b", 0), "no wait for a's lease"
