@@ -127,8 +127,12 @@ class BotRunner:
         identified = self.box.discord.identify_count
         self.bot = UpscaleBot(settings, guild_ready_timeout=0.05)
         self._runner = asyncio.create_task(self.bot.start(settings.discord_token))
-        await self.box.discord.wait_for(
-            lambda: self.box.discord.identify_count > identified or self._runner.done())  # type: ignore[union-attr]
+        # A start-up that fails changes nothing at the fake, so wait on the bot's task itself as well.
+        identify = asyncio.create_task(self.box.discord.wait_for(lambda: self.box.discord.identify_count > identified))
+        await asyncio.wait({identify, self._runner}, return_when=asyncio.FIRST_COMPLETED)
+        identify.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await identify
         if self._runner.done():
             self._runner.result()  # raise the start-up error
         await self.box.discord.wait_ready()
