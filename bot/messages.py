@@ -11,7 +11,7 @@ from dataclasses import dataclass
 import discord
 
 from bot.evolink import ErrorKind, EvolinkError
-from bot.text import CONTENT_MAX, EMBED_DESCRIPTION_MAX, clip, fit_embed, fit_lines
+from bot.text import CONTENT_MAX, EMBED_DESCRIPTION_MAX, LINK_BUTTON_URL_MAX, clip, fit_embed, fit_lines
 from storage import ACTIVE_STATUSES, TaskRecord
 
 RESULT_LIFETIME_SECONDS = 24 * 3600
@@ -87,6 +87,7 @@ class Outgoing:
 
     content: str
     embed: discord.Embed | None = None
+    button_url: str | None = None  # a "Download" link button, when the link fits one (512 characters)
 
 
 def link_too_long(task: TaskRecord) -> bool:
@@ -158,7 +159,8 @@ def outcome_message(task: TaskRecord, *, mention: bool, dm_refused: bool = False
         lines = [f"{who}{what} is ready:", url, f"Download it soon: {expiry_note(task)}."]
         content = "\n".join(lines + refused)
         if len(content) <= CONTENT_MAX:
-            return Outgoing(content)
+            # The link stays in the text (Discord's player preview) and gets a button where one can carry it.
+            return Outgoing(content, button_url=url if len(url) <= LINK_BUTTON_URL_MAX else None)
         embed = discord.Embed(title="Your upscaled video", description=f"{url}\n{expiry_note(task)}",
                               colour=discord.Colour.green())
         lines = [f"{who}{what} is ready: the link is below.", "Download it soon: it expires 24 hours after completion."]

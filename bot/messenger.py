@@ -36,10 +36,11 @@ class DeliveryError(Exception):
 
 
 class Messenger(Protocol):
-    async def send_dm(self, user_id: int, content: str, *, nonce: str, embed: discord.Embed | None = None) -> int: ...
+    async def send_dm(self, user_id: int, content: str, *, nonce: str, embed: discord.Embed | None = None,
+                      button_url: str | None = None) -> int: ...
 
     async def send_channel(self, channel_id: int, content: str, *, nonce: str, mention_user_id: int,
-                           embed: discord.Embed | None = None) -> int: ...
+                           embed: discord.Embed | None = None, button_url: str | None = None) -> int: ...
 
     async def edit_card(self, task_id: int, channel_id: int, message_id: int, embed: discord.Embed) -> None: ...
 
@@ -57,6 +58,15 @@ def _classify(error: Exception) -> DeliveryError:
             return DeliveryError("retry", detail, error.code, error.status)
         return DeliveryError("gone", detail, error.code, error.status)
     return DeliveryError("retry", type(error).__name__)
+
+
+def _download_button(url: str | None) -> discord.ui.View | None:
+    """A link button to the result: it needs no handler, so it keeps working after restarts."""
+    if url is None:
+        return None
+    view = discord.ui.View(timeout=None)
+    view.add_item(discord.ui.Button(style=discord.ButtonStyle.link, label="Download", emoji="⬇️", url=url))
+    return view
 
 
 _TRANSIENT = (discord.HTTPException, aiohttp.ClientError, asyncio.TimeoutError, OSError)
@@ -90,25 +100,27 @@ class DiscordMessenger:
             raise
         self.metrics.delivery(kind, "ok")
 
-    async def send_dm(self, user_id: int, content: str, *, nonce: str, embed: discord.Embed | None = None) -> int:
+    async def send_dm(self, user_id: int, content: str, *, nonce: str, embed: discord.Embed | None = None,
+                      button_url: str | None = None) -> int:
         with self._counted("dm"):
             try:
                 channel = await self._client.create_dm(discord.Object(user_id))
-                message = await channel.send(content, embed=embed, nonce=nonce,
+                message = await channel.send(content, embed=embed, nonce=nonce, view=_download_button(button_url),
                                              allowed_mentions=discord.AllowedMentions.none())
             except _TRANSIENT as error:
                 raise _classify(error) from None
         return message.id
 
     async def send_channel(self, channel_id: int, content: str, *, nonce: str, mention_user_id: int,
-                           embed: discord.Embed | None = None) -> int:
+                           embed: discord.Embed | None = None, button_url: str | None = None) -> int:
         channel = self._client.get_partial_messageable(channel_id)
         # Only the member is pinged, whatever their file name says (@everyone, role mentions).
         mentions = discord.AllowedMentions(everyone=False, roles=False, users=[discord.Object(mention_user_id)],
                                            replied_user=False)
         with self._counted("channel"):
             try:
-                message = await channel.send(content, embed=embed, nonce=nonce, allowed_mentions=mentions)
+                message = await channel.send(content, embed=embed, nonce=nonce, allowed_mentions=mentions,
+                                             view=_download_button(button_url))
             except _TRANSIENT as error:
                 raise _classify(error) from None
         return message.id

@@ -103,7 +103,8 @@ class Notifier:
 
     async def _send_dm(self, task: TaskRecord) -> tuple[str, int | None]:
         async def send(message: Outgoing, nonce: str) -> int:
-            return await self.messenger.send_dm(task.user_id, message.content, embed=message.embed, nonce=nonce)
+            return await self.messenger.send_dm(task.user_id, message.content, embed=message.embed, nonce=nonce,
+                                                button_url=message.button_url)
 
         try:
             return "sent", await self._send_outcome(task, "d", mention=False, send=send)
@@ -119,7 +120,8 @@ class Notifier:
     async def _post_in_channel(self, task: TaskRecord) -> tuple[str, int | None]:
         async def send(message: Outgoing, nonce: str) -> int:
             return await self.messenger.send_channel(task.channel_id, message.content, embed=message.embed,
-                                                     nonce=nonce, mention_user_id=task.user_id)
+                                                     nonce=nonce, mention_user_id=task.user_id,
+                                                     button_url=message.button_url)
 
         try:
             return "sent", await self._send_outcome(task, "c", mention=True, send=send)

@@ -131,3 +131,23 @@ async def test_upstream_ids_near_200_characters_fit_the_card_the_posts_and_autoc
     assert all(len(c["name"]) <= 100 for c in choices)
     shown = await _slash_reply(box, "task", id=choices[0]["value"])
     assert task_id in embed_text(shown)
+
+
+def _buttons(message: dict[str, Any]) -> list[dict[str, Any]]:
+    return [item for row in message.get("components") or [] for item in row.get("components") or []]
+
+
+@pytest.mark.parametrize(("length", "button"), [(80, True), (512, True), (513, False), (1990, False)])
+async def test_the_result_post_keeps_the_link_in_the_text_and_adds_a_button_when_it_fits(
+        box: Sandbox, bot: UpscaleBot, length: int, button: bool) -> None:
+    watch = DeliveryWatch(bot)
+    url = _link(length)
+    _, task_id = await start_upscale(box, url="https://example.com/clip.mp4")
+    box.evolink.complete(task_id, url)
+    await watch.told(task_id)
+    [post] = mentions(box, box.channel_id, box.alice_id)
+    [dm] = box.discord.dm_messages(box.alice_id)
+    for message in (post, dm):
+        assert _whole_in(url, message), "the link itself stays in the message (Discord's player preview)"
+        expected = [{"type": 2, "style": 5, "label": "Download", "url": url}] if button else []
+        assert [{k: b.get(k) for k in ("type", "style", "label", "url")} for b in _buttons(message)] == expected
