@@ -61,6 +61,7 @@ COPIED_TABLES: dict[str, tuple[str, ...]] = {
     "role_limits": ("guild_id", "role_id", "name"),
     "blocked_members": ("guild_id", "user_id"),
     "quota_log": ("id",),
+    "member_settings": ("user_id",),
 }
 USAGE_TABLE = "usage_counters"
 USAGE_COLUMNS = ("guild_key", "user_id", "period", "jobs", "credits")
