@@ -350,7 +350,7 @@ async def test_a_sqlite_source_from_an_older_version_is_migrated_first(tmp_path:
     with sqlite3.connect(sqlite_path(source)) as conn:  # as version 0003 left it: no callback_token yet
         conn.execute("ALTER TABLE tasks DROP COLUMN callback_token")
         for later in ("ALTER TABLE tasks DROP COLUMN lease_owner", "ALTER TABLE tasks DROP COLUMN lease_until",
-                      "DROP TABLE throttles"):  # and what migration 0005 added
+                      "DROP TABLE throttles", "DROP TABLE member_settings"):  # and what 0005-0006 added
             conn.execute(later)
         conn.execute("PRAGMA user_version = 3")
     conn.close()

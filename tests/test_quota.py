@@ -194,7 +194,7 @@ async def test_usage_counters_match_the_ledger_and_are_rebuilt_by_the_migration(
         conn.executescript("DROP TABLE usage_counters; DROP TRIGGER tasks_usage_insert; "
                            "DROP TRIGGER tasks_usage_update; ALTER TABLE tasks DROP COLUMN callback_token; "
                            "ALTER TABLE tasks DROP COLUMN lease_owner; ALTER TABLE tasks DROP COLUMN lease_until; "
-                           "DROP TABLE throttles; PRAGMA user_version = 2;")
+                           "DROP TABLE throttles; DROP TABLE member_settings; PRAGMA user_version = 2;")
     store = await open_storage(f"sqlite:///{path}")
     await store.close()
     assert await _counters(path) == kept
