@@ -37,7 +37,7 @@ from storage import Storage, is_postgres, open_storage, sqlite_path
 
 log = logging.getLogger(__name__)
 
-EXTENSIONS = ("cogs.upscale", "cogs.quota", "cogs.errors")
+EXTENSIONS = ("cogs.upscale", "cogs.quota", "cogs.members", "cogs.errors")
 
 
 def point_discord_at(settings: Settings) -> None:

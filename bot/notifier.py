@@ -101,7 +101,19 @@ class Notifier:
         log.info("task %s: another process took it over; leaving the delivery to it", task.id)
         return False
 
+    async def result_dms(self, user_id: int) -> bool:
+        """Whether the member gets results by DM as well as in the channel (on unless they turned it off)."""
+        return await self.storage.result_dms(user_id)
+
+    async def set_result_dms(self, user_id: int, enabled: bool) -> None:
+        await self.storage.set_result_dms(user_id, enabled)
+
     async def _send_dm(self, task: TaskRecord) -> tuple[str, int | None]:
+        # A job started in a DM is answered there whatever the setting: the DM is its channel.
+        if task.guild_id is not None and not await self.storage.result_dms(task.user_id):
+            log.info("task %s: user %s turned result DMs off", task.id, task.user_id)
+            return "off", None
+
         async def send(message: Outgoing, nonce: str) -> int:
             return await self.messenger.send_dm(task.user_id, message.content, embed=message.embed, nonce=nonce,
                                                 button_url=message.button_url)

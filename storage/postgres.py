@@ -117,6 +117,15 @@ class PostgresStorage(PostgresQuotas, PostgresCopy):
         return bool(await self._pool.fetchval(
             "UPDATE tasks SET lease_until = $3 WHERE id = $1 AND lease_owner = $2 RETURNING 1", task_id, owner, until))
 
+    async def result_dms(self, user_id: int) -> bool:
+        value = await self._pool.fetchval("SELECT result_dms FROM member_settings WHERE user_id = $1", user_id)
+        return value is None or bool(value)
+
+    async def set_result_dms(self, user_id: int, enabled: bool) -> None:
+        await self._pool.execute("INSERT INTO member_settings (user_id, result_dms) VALUES ($1, $2) "
+                                 "ON CONFLICT (user_id) DO UPDATE SET result_dms = excluded.result_dms",
+                                 user_id, int(enabled))
+
     async def take_turn(self, name: str, now: float, interval: float) -> bool:
         return bool(await self._pool.fetchval(
             "INSERT INTO throttles (name, last_at) VALUES ($1, $2) ON CONFLICT (name) DO UPDATE "

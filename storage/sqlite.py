@@ -91,6 +91,14 @@ class SQLiteStorage(SQLiteQuotas, SQLiteCopy):
     async def renew_lease(self, task_id: int, owner: str, until: float) -> bool:
         return True  # nobody else can hold it (see claim_due)
 
+    async def result_dms(self, user_id: int) -> bool:
+        rows = await self._db.execute_fetchall("SELECT result_dms FROM member_settings WHERE user_id = ?", (user_id,))
+        return not rows or bool(rows[0][0])
+
+    async def set_result_dms(self, user_id: int, enabled: bool) -> None:
+        await self._db.execute("INSERT INTO member_settings (user_id, result_dms) VALUES (?, ?) ON CONFLICT (user_id) "
+                               "DO UPDATE SET result_dms = excluded.result_dms", (user_id, int(enabled)))
+
     async def take_turn(self, name: str, now: float, interval: float) -> bool:
         rows = await self._db.execute_fetchall(
             "INSERT INTO throttles (name, last_at) VALUES (?, ?) ON CONFLICT (name) DO UPDATE "
