@@ -15,6 +15,10 @@ limits, interaction callbacks, command definitions: 400 / 50035 naming the field
 `mention_everyone`) from its content and allowed_mentions.
 Time-based rules use the fake's own clock, which `advance()` moves forward without sleeping.
 
+Members act on messages too (`sandbox.fake_discord_components`): `post_user_message()` with attachments,
+`message_command()` runs a message context menu on it, and `press_button()` / `select()` use the components of a
+message the bot sent (MESSAGE_COMPONENT interactions, answered with callback 4, 5, 6 or 7).
+
 Sharding is modelled for several bot processes each holding some shards (`sandbox.fake_discord_gateway`):
 `add_guild(shard=(id, count))` places a guild, `wait_ready(shards=[...])` waits for several sessions, and
 `FakeInteraction.shard_id` tells which shard's session received an interaction.
@@ -26,13 +30,13 @@ import asyncio
 import contextlib
 import copy
 import re
-import secrets
 import time
 from collections.abc import Callable, Iterable
 from typing import Any
 
 from aiohttp import web
 
+from sandbox.fake_discord_components import MessageInteractions
 from sandbox.fake_discord_gateway import DISPATCH, GatewaySession, ShardTable, serve_gateway
 from sandbox.fake_discord_interactions import build_command_data, find_command, make_resolver
 from sandbox.fake_discord_models import (
@@ -63,7 +67,7 @@ __all__ = ["FakeDiscord", "FakeInteraction", "RecordedRequest", "shard_of"]
 GUILD_MESSAGES, DIRECT_MESSAGES = 1 << 9, 1 << 12  # gateway intent bits
 
 
-class FakeDiscord:
+class FakeDiscord(MessageInteractions):
     """In-memory Discord served on 127.0.0.1: world building, driving the bot, observing what it did."""
 
     attachment_size_limit = 10 * 1024 * 1024
@@ -316,45 +320,14 @@ class FakeDiscord:
     def _interact(self, kind: int, name: str, *, user_id: str, channel_id: str, guild_id: str | None,
                   options: dict[str, object], subcommand: list[str] | None, permissions: int | None,
                   focused: str | None = None, strict: bool = True) -> FakeInteraction:
-        session = self._shards.require(guild_id)  # the guild's shard; DMs go to shard 0
-        user = self._user(user_id)
+        payload, session = self._interaction_base(kind, user_id=user_id, channel_id=channel_id, guild_id=guild_id,
+                                                  permissions=permissions)
         command, guild_scoped = find_command(self.commands, name, guild_id)
-        payload: dict[str, Any] = {
-            "id": snowflake(), "application_id": self.application_id, "type": kind,
-            "token": "aW50ZXJhY3Rpb246" + secrets.token_urlsafe(48), "version": 1,
-            "attachment_size_limit": self.attachment_size_limit, "locale": "en-US", "entitlements": [],
-            "authorizing_integration_owners": {"0": guild_id or "0"}, "context": 0 if guild_id else 1,
-        }
-        if guild_id is not None:
-            channel = self._channel(channel_id)
-            if channel.guild_id != guild_id or channel.deleted:
-                raise AssertionError(f"channel {channel_id} is not a live channel of guild {guild_id}")
-            perms = self.member_permissions(guild_id, user_id) if permissions is None else permissions
-            member = self._member_payload(guild_id, user_id)
-            payload.update(guild_id=guild_id, guild={"id": guild_id, "locale": "en-US", "features": []},
-                           guild_locale="en-US", member={**member, "permissions": str(perms)},
-                           app_permissions=str(self.member_permissions(guild_id, self.bot_user_id)))
-        else:
-            if self._dm_channels.get(user_id) != channel_id:
-                channel_id = self.dm_channel_id(user_id)
-            channel = self._channels[channel_id]
-            perms = DEFAULT_EVERYONE_PERMISSIONS if permissions is None else permissions
-            payload.update(user=user.payload(), app_permissions=str(DEFAULT_EVERYONE_PERMISSIONS))
-        payload["channel_id"] = channel_id
-        payload["channel"] = {**channel_payload(channel, self._users), "permissions": str(perms)}
         payload["data"] = build_command_data(command, guild_scoped=guild_scoped, guild_id=guild_id,
                                              options=options, subcommand=subcommand,
                                              resolve=make_resolver(self, guild_id), focused=focused,
                                              strict=strict)
-        inter = FakeInteraction(id=payload["id"], token=payload["token"], user_id=user_id,
-                                channel_id=channel_id, guild_id=guild_id, type=kind, payload=payload,
-                                dispatched_at=self.now(), shard_id=session.shard_id,
-                                session_id=session.session_id, _waiter=self.wait_for)
-        self._interactions[inter.id] = inter
-        self._tokens[inter.token] = inter
-        session.send(DISPATCH, payload, "INTERACTION_CREATE")
-        self._changed()
-        return inter
+        return self._send_interaction(payload, session)
 
     # ---- observing ------------------------------------------------------------------------------
     def channel_messages(self, channel_id: str) -> list[dict[str, Any]]:

@@ -23,17 +23,19 @@ Resolver = Callable[[int, object], tuple[Any, dict[str, dict[str, Any]]]]
 
 
 def find_command(commands: dict[str, list[dict[str, Any]]], name: str,
-                 guild_id: str | None) -> tuple[dict[str, Any], bool]:
-    """The synced chat-input command called `name` (guild commands first); True when guild-scoped."""
+                 guild_id: str | None, *, kind: int = 1) -> tuple[dict[str, Any], bool]:
+    """The synced command of this type (1 chat input, 2 user, 3 message) called `name` (guild commands first);
+    True when guild-scoped."""
     if guild_id is not None:
         for command in commands.get(guild_id, []):
-            if command["name"] == name and command.get("type", 1) == 1:
+            if command["name"] == name and command.get("type", 1) == kind:
                 return command, True
     for command in commands.get("global", []):
-        if command["name"] == name and command.get("type", 1) == 1:
+        if command["name"] == name and command.get("type", 1) == kind:
             return command, False
-    synced = {scope: [c["name"] for c in cmds] for scope, cmds in commands.items()}
-    raise AssertionError(f"/{name} was not synced for guild {guild_id} or globally; synced: {synced}")
+    synced = {scope: [(c["name"], c.get("type", 1)) for c in cmds] for scope, cmds in commands.items()}
+    shown = f"/{name}" if kind == 1 else f"the type-{kind} command {name!r}"
+    raise AssertionError(f"{shown} was not synced for guild {guild_id} or globally; synced (name, type): {synced}")
 
 
 def _select_subcommand(command: dict[str, Any], path: list[str]) -> list[dict[str, Any]]:

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 import aiohttp
 from aiohttp import web
 
-from sandbox.fake_discord_commands import check_callback, check_commands, focused_type
+from sandbox.fake_discord_commands import check_commands
 from sandbox.fake_discord_models import (
     API_PREFIX,
     EPHEMERAL,
@@ -34,11 +34,10 @@ from sandbox.fake_discord_models import (
     public,
     snowflake,
     unknown_channel,
-    unknown_interaction,
     unknown_message,
-    unknown_webhook,
 )
 from sandbox.fake_discord_rules import check_message, compute_mentions
+from sandbox.fake_discord_webhooks import InteractionRoutes, interaction_metadata
 
 if TYPE_CHECKING:
     from sandbox.fake_discord import FakeDiscord
@@ -92,8 +91,9 @@ def error_response(error: DiscordError) -> web.Response:
     return json_response(error.status, error.body(), headers)
 
 
-class RestApi:
-    """Route table and handlers; all state lives on the FakeDiscord they serve."""
+class RestApi(InteractionRoutes):
+    """Route table and handlers (interactions and webhooks: InteractionRoutes); all state lives on the FakeDiscord
+    they serve."""
 
     def __init__(self, fake: FakeDiscord) -> None:
         self.fake = fake
@@ -248,100 +248,6 @@ class RestApi:
     def get_commands(self, call: Call, app_id: str, guild_id: str | None = None) -> tuple[int, Any]:
         return 200, self.fake.commands.get(self._scope(app_id, guild_id), [])
 
-    # ---- interactions and webhooks -----------------------------------------------------------------
-    def callback(self, call: Call, interaction_id: str, token: str) -> tuple[int, Any]:
-        fake = self.fake
-        inter = fake._interactions.get(interaction_id)
-        if inter is None or inter.token != token:
-            raise unknown_interaction()
-        if inter.ack is not None:
-            raise DiscordError(400, 40060, "Interaction has already been acknowledged.")
-        now = fake.now()
-        if now - inter.dispatched_at > fake.ack_timeout:
-            raise unknown_interaction()
-        check_callback(call.json, interaction_type=inter.type, focused_type=focused_type(inter.payload))
-        body = call.json
-        kind = body.get("type")
-        data = body.get("data") or {}
-        message = None
-        if kind == 4:
-            message = self._create(inter.channel_id, data, call.files, via="interaction", inter=inter,
-                                   msg_type=20, prefix=("data",))
-        elif kind == 5:
-            flags = LOADING | (int(data.get("flags") or 0) & EPHEMERAL)
-            message = self._create(inter.channel_id, {"flags": flags}, [], via="interaction", inter=inter,
-                                   msg_type=20, loading=True)
-        inter.ack = body
-        inter.ack_latency = now - inter.dispatched_at
-        inter.original = message
-        fake._changed()
-        if not call.flag("with_response"):
-            return 204, None
-        info: dict[str, Any] = {"id": inter.id, "type": inter.type}
-        resource: dict[str, Any] = {"type": kind}
-        if message is not None:
-            info.update(response_message_id=message["id"], response_message_loading=kind == 5,
-                        response_message_ephemeral=bool(message["flags"] & EPHEMERAL))
-            resource["message"] = public(message)
-        return 200, {"interaction": info, "resource": resource}
-
-    def _webhook(self, app_id: str, token: str) -> FakeInteraction:
-        """The interaction behind a webhook token, applying Discord's token rules."""
-        inter = self.fake._tokens.get(token)
-        if app_id != self.fake.application_id or inter is None:
-            raise unknown_webhook()
-        if self.fake.now() - inter.dispatched_at > self.fake.token_ttl:
-            raise DiscordError(401, 50027, "Invalid Webhook Token")
-        if inter.ack is None or inter.ack.get("type") == 8:
-            raise unknown_webhook()
-        channel = self.fake._channels.get(inter.channel_id)
-        if channel is None or channel.deleted:
-            raise unknown_channel()
-        return inter
-
-    def _webhook_message(self, inter: FakeInteraction, message_id: str) -> dict[str, Any]:
-        if message_id == "@original":
-            message = inter.original
-        else:
-            message = next((m for m in inter.messages() if m["id"] == message_id), None)
-        if message is None or message["_deleted"]:
-            raise unknown_message()
-        return message
-
-    def followup(self, call: Call, app_id: str, token: str) -> tuple[int, Any]:
-        inter = self._webhook(app_id, token)
-        body = call.json if isinstance(call.json, dict) else {}
-        original = inter.original
-        if original is not None and not original["_deleted"] and original["flags"] & LOADING:
-            # Discord fills a deferred "thinking" response with the first followup; the defer's
-            # ephemerality wins over the followup's flags.
-            self._validate(body, call.files, len(original["attachments"]))
-            self._apply(original, body, call.files, fill=True, mentions_from=body)
-            message = original
-        else:
-            message = self._create(inter.channel_id, body, call.files, via="interaction", inter=inter,
-                                   msg_type=0)
-            inter.followups.append(message)
-        self.fake._changed()
-        return (200, public(message)) if call.flag("wait") else (204, None)
-
-    def webhook_get(self, call: Call, app_id: str, token: str, message_id: str) -> tuple[int, Any]:
-        return 200, public(self._webhook_message(self._webhook(app_id, token), message_id))
-
-    def webhook_edit(self, call: Call, app_id: str, token: str, message_id: str) -> tuple[int, Any]:
-        message = self._webhook_message(self._webhook(app_id, token), message_id)
-        self._edit(message, call)
-        return 200, public(message)
-
-    def webhook_delete(self, call: Call, app_id: str, token: str, message_id: str) -> tuple[int, Any]:
-        inter = self._webhook(app_id, token)
-        message = self._webhook_message(inter, message_id)
-        self.remove(message)
-        if message is inter.original:
-            inter.original = None
-            inter.original_deleted = True
-        return 204, None
-
     # ---- channels ---------------------------------------------------------------------------------
     def _channel(self, channel_id: str) -> Channel:
         channel = self.fake._channels.get(channel_id)
@@ -387,6 +293,8 @@ class RestApi:
 
     def edit_message(self, call: Call, channel_id: str, message_id: str) -> tuple[int, Any]:
         message = self._channel_message(channel_id, message_id)
+        if message["author"]["id"] != self.fake.bot_user_id:  # a member's own message (post_user_message)
+            raise DiscordError(403, 50005, "Cannot edit a message authored by another user")
         self._edit(message, call)
         return 200, public(message)
 
@@ -454,13 +362,7 @@ class RestApi:
                 message[key] = body[key]
         if inter is not None:
             message.update(webhook_id=fake.application_id, application_id=fake.application_id)
-            message["interaction_metadata"] = {
-                "id": inter.id, "type": inter.type, "user": fake._users[inter.user_id].payload(),
-                "authorizing_integration_owners": inter.payload.get("authorizing_integration_owners", {}),
-                "name": (inter.payload.get("data") or {}).get("name"), "command_type": 1,
-            }
-            if inter.original is not None:
-                message["interaction_metadata"]["original_response_message_id"] = inter.original["id"]
+            message["interaction_metadata"] = interaction_metadata(self, inter)
         fake._messages[message["id"]] = message
         if not flags & EPHEMERAL:
             fake._channels[channel_id].message_ids.append(message["id"])
