@@ -29,8 +29,8 @@ from bot.text import one_line
 from storage import ACTIVE_STATUSES, UPSTREAM_FINAL_STATUSES
 
 # fmt: off
-__all__ = ["KNOWN_STATUSES", "MODEL", "ErrorKind", "EvolinkClient", "EvolinkError",
-           "TaskSnapshot", "parse_retry_after", "parse_task"]
+__all__ = ["KNOWN_STATUSES", "MODEL", "CreditBalance", "ErrorKind", "EvolinkClient", "EvolinkError",
+           "TaskSnapshot", "parse_credits", "parse_retry_after", "parse_task"]
 # fmt: on
 
 log = logging.getLogger("bot.evolink")
@@ -261,6 +261,29 @@ def parse_task(data: object) -> TaskSnapshot:
         raise EvolinkError(ErrorKind.MALFORMED, f"unparseable task answer ({type(exc).__name__})") from None
 
 
+@dataclass(frozen=True, slots=True)
+class CreditBalance:
+    """The provider account's balance (GET /v1/credits): the bot's whole account, shared by every server."""
+
+    remaining: float | None  # None only when unlimited
+    unlimited: bool
+    used: float | None
+
+
+def parse_credits(data: object) -> CreditBalance:
+    """`{"data": {"token": {"remaining_credits", "unlimited_credits", "used_credits"}}}`; anything we cannot show
+    as a balance (no number and not unlimited, success false) is MALFORMED."""
+    if not isinstance(data, dict) or data.get("success") is False:
+        raise EvolinkError(ErrorKind.MALFORMED, "credits answer is not a successful object")
+    token = _dict(_dict(data.get("data")).get("token"))
+    unlimited = token.get("unlimited_credits") is True
+    remaining = finite_number(token.get("remaining_credits"), minimum=None)
+    if remaining is None and not unlimited:
+        raise EvolinkError(ErrorKind.MALFORMED, "credits answer has no numeric 'remaining_credits'")
+    return CreditBalance(remaining=remaining, unlimited=unlimited,
+                         used=finite_number(token.get("used_credits"), minimum=None))
+
+
 def parse_retry_after(value: str | None, now: float | None = None) -> float | None:
     """Retry-After as seconds (>= 0) from delta-seconds or an HTTP date; None when absent or invalid."""
     if not value or not value.strip():
@@ -310,6 +333,8 @@ class EvolinkClient:
         self._attempts = max(1, query_attempts)
         self._backoff = max(0.0, backoff_base)
         self._max_wait = max(0.0, max_retry_wait)
+        # Told after every successful paid POST (the credit watch takes it as a cue to look at the balance).
+        self.on_submitted: Callable[[], None] = lambda: None
 
     def __repr__(self) -> str:
         return f"EvolinkClient(base_url={self._base!r}, attempts={self._attempts})"
@@ -329,7 +354,12 @@ class EvolinkClient:
         if callback_url:
             body["callback_url"] = callback_url
         async with self._submit_slots:
-            return await self._call("POST", "/v1/videos/generations", body, parse=parse_task)
+            snapshot = await self._call("POST", "/v1/videos/generations", body, parse=parse_task)
+        try:
+            self.on_submitted()
+        except Exception:  # a listener's bug must not turn a billed task into a failed submission
+            log.exception("on_submitted listener failed")
+        return snapshot
 
     async def get_task(self, task_id: str) -> TaskSnapshot:
         """Query a task, retrying transient failures within this call (it is free and idempotent)."""
@@ -353,6 +383,11 @@ class EvolinkClient:
             return finite_number(_dict(_dict(data.get("data")).get("token")).get("remaining_credits"), minimum=None)
 
         return await self._with_retries(lambda: self._call("GET", "/v1/credits", parse=parse))
+
+    async def get_balance(self) -> CreditBalance:
+        """The account's balance, unlimited included, in one attempt: whoever shows it says it could not be read
+        and the next check tries again (a retry here would only keep an admin waiting)."""
+        return await self._call("GET", "/v1/credits", parse=parse_credits)
 
     async def _with_retries(self, call: Callable[[], Awaitable[T]]) -> T:
         for attempt in range(1, self._attempts + 1):

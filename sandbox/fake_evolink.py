@@ -30,6 +30,7 @@ __all__ = ["FakeEvolink", "FakeTask", "RecordedCallback", "RecordedRequest"]
 MODEL = "topaz-video-upscale"
 TASK_PATH = "/v1/tasks/"
 SUBMIT_PATH = "/v1/videos/generations"
+CREDITS_PATH = "/v1/credits"
 
 # fault -> (HTTP status, error.code, error.type, message)
 _ERROR_FAULTS: dict[str, tuple[int, int | str, str, str]] = {
@@ -114,8 +115,12 @@ class FakeEvolink(CallbackMixin):
         self.credits_per_task = credits_per_task
         self.auto_complete_after = auto_complete_after
         self.hang_seconds = hang_seconds
+        # The account's balance as GET /v1/credits answers it; tests set these (a POST takes its credits from
+        # remaining_credits), or `credits_answer` to answer any body at all (200) instead.
         self.remaining_credits = 10_000.0
         self.used_credits = 0.0
+        self.unlimited_credits = False
+        self.credits_answer: Any = None
         self.base_url = ""
         self.tasks: dict[str, FakeTask] = {}
         self.requests: list[RecordedRequest] = []
@@ -147,7 +152,7 @@ class FakeEvolink(CallbackMixin):
         app = web.Application(middlewares=[self._middleware])
         app.router.add_post(SUBMIT_PATH, self._submit)
         app.router.add_get(TASK_PATH + "{task_id}", self._query)
-        app.router.add_get("/v1/credits", self._credits)
+        app.router.add_get(CREDITS_PATH, self._credits)
         self._runner = web.AppRunner(app, access_log=None, shutdown_timeout=1.0)
         await self._runner.setup()
         site = web.TCPSite(self._runner, "127.0.0.1", 0)
@@ -169,6 +174,10 @@ class FakeEvolink(CallbackMixin):
     # --- inspection ------------------------------------------------------------------------------
     def submissions(self) -> int:
         return self._created
+
+    def credit_reads(self) -> int:
+        """GET /v1/credits requests received (answered or not)."""
+        return sum(r.method == "GET" and r.path == CREDITS_PATH for r in self.requests)
 
     def queries(self, task_id: str | None = None) -> int:
         if task_id is None:
@@ -260,7 +269,7 @@ class FakeEvolink(CallbackMixin):
     ) -> None:
         if fault not in _ERROR_FAULTS and fault not in _OTHER_FAULTS:
             raise ValueError(f"unknown fault {fault!r}")
-        if on not in ("query", "submit", "any"):
+        if on not in ("query", "submit", "credits", "any"):
             raise ValueError(f"unknown target {on!r}")
         self._faults.append(_Fault(fault, times, on, status, retry_after, task_id))
 
@@ -334,6 +343,8 @@ class FakeEvolink(CallbackMixin):
             target = "submit"
         elif request.method == "GET" and request.path.startswith(TASK_PATH):
             target, task_id = "query", request.path[len(TASK_PATH) :]
+        elif request.method == "GET" and request.path == CREDITS_PATH:
+            target = "credits"
         fault = self._take_fault(target, task_id)
         if fault is None and target == "query" and self._fault_rng.random() < self.fault_rate:
             fault = self._random_fault()
@@ -449,9 +460,11 @@ class FakeEvolink(CallbackMixin):
         return web.json_response(self._render(task))
 
     async def _credits(self, request: web.Request) -> web.Response:
+        if self.credits_answer is not None:
+            return web.json_response(self.credits_answer)
         token = {
             "remaining_credits": self.remaining_credits,
-            "unlimited_credits": False,
+            "unlimited_credits": self.unlimited_credits,
             "used_credits": self.used_credits,
         }
         return web.json_response({"data": {"token": token, "user": {"id": "fake-user"}}, "success": True})

@@ -165,6 +165,13 @@ class Storage(Protocol):
         """True for the one caller, across processes, that may do `name` now: at most once per `interval`."""
         ...
 
+    async def set_flag(self, name: str, on: bool, at: float) -> bool:
+        """Set flag `name` (off until first set) as observed at `at` (unix time); True for the one caller, across
+        processes, that turned it over. An observation older than the newest one applied changes nothing, so a
+        process acting on a stale reading cannot undo what another saw later. Kept in `throttles`: `last_at` is
+        the newest observation's time, negative while the flag is off."""
+        ...
+
     async def make_due(self, task_id: int, callback_token: str, now: float) -> bool | None:
         """Set a running task's next query to `now` if `callback_token` is its token. Always a new value, so a
         query already in flight (whose update expects the old one) cannot push the task back. The lease is

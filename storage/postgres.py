@@ -132,6 +132,27 @@ class PostgresStorage(PostgresQuotas, PostgresCopy):
             "SET last_at = excluded.last_at WHERE throttles.last_at <= excluded.last_at - $3 RETURNING 1",
             name, now, interval))
 
+    async def set_flag(self, name: str, on: bool, at: float) -> bool:
+        at = abs(at)
+        if on:  # insert (flags start off) or turn an older "off" over; else note the newer "on"
+            flipped = await self._pool.fetchval(
+                "INSERT INTO throttles (name, last_at) VALUES ($1, $2) ON CONFLICT (name) DO UPDATE "
+                "SET last_at = excluded.last_at WHERE throttles.last_at < 0 AND -throttles.last_at < excluded.last_at "
+                "RETURNING 1", name, at)
+            if not flipped:
+                await self._pool.execute(
+                    "UPDATE throttles SET last_at = $2 WHERE name = $1 AND 0 < last_at AND last_at < $2", name, at)
+            return bool(flipped)
+        flipped = await self._pool.fetchval(
+            "UPDATE throttles SET last_at = -$2::float8 WHERE name = $1 AND 0 < last_at AND last_at < $2 RETURNING 1",
+            name, at)
+        if not flipped:
+            await self._pool.execute(
+                "INSERT INTO throttles (name, last_at) VALUES ($1, $2) ON CONFLICT (name) DO UPDATE "
+                "SET last_at = excluded.last_at WHERE excluded.last_at < throttles.last_at AND throttles.last_at < 0",
+                name, -at)
+        return bool(flipped)
+
     async def make_due(self, task_id: int, callback_token: str, now: float) -> bool | None:
         if await self._pool.fetchval(
                 "UPDATE tasks SET next_poll_at = $3, lease_owner = NULL, lease_until = NULL "

@@ -106,6 +106,27 @@ class SQLiteStorage(SQLiteQuotas, SQLiteCopy):
             (name, now, interval))
         return bool(rows)
 
+    async def set_flag(self, name: str, on: bool, at: float) -> bool:
+        at = abs(at)
+        if on:  # insert (flags start off) or turn an older "off" over; else note the newer "on"
+            flipped = await self._db.execute_fetchall(
+                "INSERT INTO throttles (name, last_at) VALUES (?, ?) ON CONFLICT (name) DO UPDATE "
+                "SET last_at = excluded.last_at WHERE throttles.last_at < 0 AND -throttles.last_at < excluded.last_at "
+                "RETURNING name", (name, at))
+            if not flipped:
+                await self._db.execute_fetchall(
+                    "UPDATE throttles SET last_at = ? WHERE name = ? AND 0 < last_at AND last_at < ?", (at, name, at))
+            return bool(flipped)
+        flipped = await self._db.execute_fetchall(
+            "UPDATE throttles SET last_at = -? WHERE name = ? AND 0 < last_at AND last_at < ? RETURNING name",
+            (at, name, at))
+        if not flipped:
+            await self._db.execute_fetchall(
+                "INSERT INTO throttles (name, last_at) VALUES (?, ?) ON CONFLICT (name) DO UPDATE "
+                "SET last_at = excluded.last_at WHERE excluded.last_at < throttles.last_at AND throttles.last_at < 0",
+                (name, -at))
+        return bool(flipped)
+
     async def next_due_at(self, *, owner: str, exclude: Sequence[int] = ()) -> float | None:
         skip = _skip_ids(exclude)
         rows = await self._db.execute_fetchall(
