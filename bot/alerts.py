@@ -62,11 +62,20 @@ class OperatorAlerts:
                 return  # another process alerted within the interval
         except Exception:
             log.exception("could not check the alert interval in the database; posting the alert anyway")
+        await self.send(text)
+
+    async def send(self, text: str) -> bool:
+        """Post `text` to ALERT_CHANNEL_ID now, without the interval: for callers that decide themselves when an
+        alert is due (the low-credits alert goes out once per crossing). False when not posted."""
+        if self.channel_id is None:
+            return False
         try:
             await self.client.get_partial_messageable(self.channel_id).send(
                 text, allowed_mentions=discord.AllowedMentions.none())
         except (discord.HTTPException, OSError) as error:
             log.warning("could not post an operator alert to channel %s (%s)", self.channel_id, error)
+            return False
+        return True
 
     async def close(self) -> None:
         if self._pending:

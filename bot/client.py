@@ -21,6 +21,7 @@ from discord.ext import commands
 from bot.alerts import OperatorAlerts
 from bot.callbacks import CallbackHints
 from bot.config import Settings
+from bot.credits import CreditWatch
 from bot.evolink import EvolinkClient
 from bot.health import HealthCheck, stale_after
 from bot.lifecycle import Lease
@@ -56,6 +57,7 @@ class UpscaleBot(commands.AutoShardedBot):
     evolink: EvolinkClient
     tasks: TaskService
     alerts: OperatorAlerts
+    credits: CreditWatch
     quotas: QuotaService
     messenger: DiscordMessenger
     notifier: Notifier
@@ -178,6 +180,9 @@ class UpscaleBot(commands.AutoShardedBot):
                                      backoff_base=min(1.0, settings.poll_min_seconds), metrics=self.metrics)
         self.quotas = QuotaService(self.storage, settings.default_limits)
         self.alerts = OperatorAlerts(self, settings.alert_channel_id, storage=self.storage)
+        self.credits = CreditWatch(self.evolink, self.storage, self.alerts, alert_below=settings.credits_alert_below,
+                                   check_seconds=settings.credits_check_seconds)
+        self.evolink.on_submitted = self.credits.after_submit
         lease = Lease(seconds=settings.lease_seconds)
         self.tasks = TaskService(self.storage, self.evolink, self.quotas, poll_min=settings.poll_min_seconds,
                                  poll_max=settings.poll_max_seconds, on_change=self._wake_poller, metrics=self.metrics,
@@ -226,6 +231,7 @@ class UpscaleBot(commands.AutoShardedBot):
             # safety-net query.
             await self.storage.poll_ending_within(self.tasks.clock(), settings.poll_max_seconds)
         self.poller.start()
+        self.credits.start()
 
     def _wake_poller(self) -> None:
         if hasattr(self, "poller"):
@@ -266,6 +272,8 @@ class UpscaleBot(commands.AutoShardedBot):
                     if t.get_name() == "CommandTree-invoker" and t is not asyncio.current_task()]
         if handlers:
             await asyncio.wait(handlers, timeout=10)
+        if hasattr(self, "credits"):
+            await self.credits.stop()
         if hasattr(self, "alerts"):
             await self.alerts.close()
         self._cancel_pending_ready()

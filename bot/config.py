@@ -73,6 +73,8 @@ class Settings:
     lease_seconds: float = 30.0
     discord_shard_count: int | None = None     # None: one process, Discord's recommended count
     discord_shard_ids: tuple[int, ...] = ()    # empty: every shard
+    credits_alert_below: float | None = None   # ALERT_CHANNEL_ID hears once when the balance falls below; None: off
+    credits_check_seconds: float = 600.0       # how often the balance is checked while that alert is on
 
     def secrets(self) -> tuple[str, ...]:
         """Values that must never be printed (used by the log redaction filter): the token, the API key and
@@ -245,6 +247,8 @@ def load_settings(env: Mapping[str, str] | None = None, *, dotenv_path: str | Pa
         "DATABASE_POOL_SIZE": ("database_pool_size", 1, int),
         "LEASE_SECONDS": ("lease_seconds", 1.0, float),
         "DISCORD_CONNECT_TIMEOUT_SECONDS": ("discord_connect_timeout_seconds", 0.1, float),
+        "CREDITS_ALERT_BELOW": ("credits_alert_below", 0.0, float),
+        "CREDITS_CHECK_SECONDS": ("credits_check_seconds", 1.0, float),
     }
     for name, (attr, minimum, kind) in numbers.items():
         if raw := get(name):

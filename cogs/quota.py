@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import logging
 from typing import TYPE_CHECKING
 
 import discord
@@ -15,10 +17,19 @@ from bot.text import clip, fit_embed, fit_lines
 if TYPE_CHECKING:
     from bot.client import UpscaleBot
 
+log = logging.getLogger(__name__)
+
 LIMIT_CHOICES = [app_commands.Choice(name=name, value=name) for name in LIMIT_NAMES]
 MEMBER_LIMIT_CHOICES = [app_commands.Choice(name=name, value=name) for name in MEMBER_LIMITS]
 CREDIT_NOTE = ("Credits are known only once the provider accepts a job, so a credit limit stops new jobs once "
                "usage has reached it: each job already being submitted at that moment may go one job past it.")
+
+
+# The provider's balance is read live for /quota usage, but Discord wants the answer within 3 s: wait this long.
+BALANCE_WAIT_SECONDS = 1.5
+BALANCE_UNREAD = "The provider's balance could not be read right now."
+BALANCE_SHARED = ("This is the bot's whole Evolink account, shared by every server using this bot: not this "
+                  "server's budget (that is `/quota show`).")
 
 
 def _guild(interaction: discord.Interaction) -> int:
@@ -140,15 +151,28 @@ class QuotaGroup(app_commands.Group, name="quota", description="Limit what the b
         await self._reply(interaction, f"✅ Usage of {member.mention} for today and this month is zeroed "
                                        f"({count} job(s) no longer count for them; they still count for the server).")
 
+    async def _provider_balance(self) -> str:
+        """The provider account's balance in words, or a note when it cannot be read: never an error instead of
+        the rest of the report."""
+        try:
+            balance = (await self.bot.credits.read(wait=BALANCE_WAIT_SECONDS)).balance
+        except Exception as error:
+            log.warning("/quota usage: the Evolink credit balance could not be read (%s)", error)
+            return BALANCE_UNREAD
+        if balance.unlimited:
+            return "**unlimited** credits"
+        return f"**{_figure(balance.remaining or 0.0)}** credits left"
+
     @app_commands.command(name="usage", description="This server's usage this month and today")
     async def usage(self, interaction: discord.Interaction) -> None:
-        report = await self.bot.quotas.report(_guild(interaction))
+        report, balance = await asyncio.gather(self.bot.quotas.report(_guild(interaction)), self._provider_balance())
         top = "\n".join(f"{i}. <@{user}>: {_figure(credits)} credits, {jobs} job(s)"
                         for i, (user, jobs, credits) in enumerate(report["top"], 1)) or "nobody yet"
         embed = discord.Embed(title="Upscale usage in this server", description=(
             f"This month: **{_figure(report['month_credits'])}** credits, **{report['month_jobs']}** job(s)\n"
             f"Today: **{report['day_jobs']}** job(s)\nRunning now: **{report['active_jobs']}** job(s)"))
         embed.add_field(name="Top members this month", value=top, inline=False)
+        embed.add_field(name="Provider credits (the whole bot)", value=f"{balance}\n{BALANCE_SHARED}", inline=False)
         embed.set_footer(text="Days and months are UTC. Failed and cancelled jobs are not counted.")
         await self._reply(interaction, embed=embed)
 
