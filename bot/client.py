@@ -38,7 +38,7 @@ from storage import Storage, is_postgres, open_storage, sqlite_path
 
 log = logging.getLogger(__name__)
 
-EXTENSIONS = ("cogs.upscale", "cogs.quota", "cogs.members", "cogs.errors")
+EXTENSIONS = ("cogs.upscale", "cogs.context_menu", "cogs.quota", "cogs.members", "cogs.errors")
 
 
 def point_discord_at(settings: Settings) -> None:

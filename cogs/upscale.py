@@ -1,4 +1,8 @@
-"""/upscale, /tasks and /task: parse the member's input, call the task service, render the reply."""
+"""/upscale, /tasks and /task: parse the member's input, call the task service, render the reply.
+
+`start_job` (acknowledge and reserve at once, the one paid POST, the task card) is shared with the "Upscale video"
+context menu (cogs/context_menu.py), so both start a job the same way.
+"""
 
 from __future__ import annotations
 
@@ -15,10 +19,11 @@ from bot.messages import task_card, task_list
 from bot.quota import QuotaExceeded
 from bot.tasks import SubmissionFailed
 from bot.text import CHOICE_MAX, CONTENT_MAX, clip
-from bot.validation import AttachmentInfo, InputError, resolve_source, validate_scale
+from bot.validation import AttachmentInfo, InputError, VideoSource, resolve_source, validate_scale
 
 if TYPE_CHECKING:
     from bot.client import UpscaleBot
+    from storage import TaskRecord
 
 log = logging.getLogger(__name__)
 
@@ -27,6 +32,59 @@ SCALE_CHOICES = [
     app_commands.Choice(name="2× (default)", value=2),
     app_commands.Choice(name="4×", value=4),
 ]
+
+
+def refuse_outside_servers(bot: UpscaleBot, interaction: discord.Interaction, command: str) -> None:
+    """The DM rule of every way to start a job: in a DM only when the operator allows it (ALLOW_DM_UPSCALE)."""
+    if interaction.guild_id is None and not bot.settings.allow_dm_upscale:
+        raise InputError(f"{command} works in servers: run it in a server channel where the bot is.")
+
+
+def attachment_info(attachment: discord.Attachment) -> AttachmentInfo:
+    """What the validation reads of a Discord attachment (the same fields whichever command brought it)."""
+    return AttachmentInfo(filename=attachment.filename, content_type=attachment.content_type, size=attachment.size,
+                          url=attachment.url)
+
+
+async def start_job(bot: UpscaleBot, interaction: discord.Interaction, *, source: VideoSource, scale: int,
+                    received_at: float) -> TaskRecord | None:
+    """Start a validated job from an interaction not yet acknowledged (/upscale, or a scale button of the
+    "Upscale video" menu): acknowledge and reserve the quota at once, make the one paid POST, and show the task
+    card as the interaction's public original response, which the messenger edits through the interaction's token
+    while it is fresh and with the bot token after.
+
+    Returns the task, or None when the quota or the POST refused it (the member was told privately).
+    """
+    # Acknowledge and reserve at the same time: the defer answers Discord within its 3 s whatever the
+    # database or Evolink do, and the row is written at once, so a crash right after the acknowledgement
+    # still leaves a row that the next start resolves (the member is then told to try again).
+    role_ids = tuple(role.id for role in getattr(interaction.user, "roles", ()))
+    deferring = asyncio.create_task(interaction.response.defer(thinking=True))
+    reserving = asyncio.create_task(bot.tasks.reserve(
+        guild_id=interaction.guild_id, channel_id=interaction.channel_id or 0, user_id=interaction.user.id,
+        source=source, scale=scale, role_ids=role_ids))
+    await asyncio.wait({deferring, reserving})
+    if deferring.exception() is not None:
+        if reserving.exception() is None:
+            await bot.tasks.abandon(reserving.result(), "the interaction could not be acknowledged")
+        raise deferring.exception()  # type: ignore[misc]
+    try:
+        task = await bot.tasks.send(await reserving)
+    except (SubmissionFailed, QuotaExceeded) as failure:
+        # The deferred reply is public; drop it so the reason can be private.
+        try:
+            await interaction.delete_original_response()
+        except discord.HTTPException as error:
+            log.info("could not delete the deferred reply (%s)", error.code)
+        await interaction.followup.send(clip(f"❌ {failure}", CONTENT_MAX), ephemeral=True)
+        return None
+    bot.messenger.remember_interaction(task.id, interaction, received_at)
+    message = await interaction.edit_original_response(embed=task_card(task))
+    latest = await bot.tasks.attach_card(task, message.id)
+    if latest is not None and latest.notified_at is not None:
+        # The poller told the member while the card was being sent: show the end state on it too.
+        await interaction.edit_original_response(embed=task_card(latest))
+    return latest or task
 
 
 class UpscaleCog(commands.Cog):
@@ -40,42 +98,11 @@ class UpscaleCog(commands.Cog):
     async def upscale(self, interaction: discord.Interaction, video: discord.Attachment | None = None,
                       url: str | None = None, scale: int = 2) -> None:
         received_at = time.monotonic()
-        if interaction.guild_id is None and not self.bot.settings.allow_dm_upscale:
-            raise InputError("/upscale works in servers: run it in a server channel where the bot is.")
+        refuse_outside_servers(self.bot, interaction, "/upscale")
         # Validation is on the text alone and takes microseconds, so an error can still be a private reply.
-        attachment = None if video is None else AttachmentInfo(
-            filename=video.filename, content_type=video.content_type, size=video.size, url=video.url)
-        source = resolve_source(attachment=attachment, url=url)
+        source = resolve_source(attachment=None if video is None else attachment_info(video), url=url)
         scale = validate_scale(scale)
-        # Acknowledge and reserve at the same time: the defer answers Discord within its 3 s whatever the
-        # database or Evolink do, and the row is written at once, so a crash right after the acknowledgement
-        # still leaves a row that the next start resolves (the member is then told to try again).
-        role_ids = tuple(role.id for role in getattr(interaction.user, "roles", ()))
-        deferring = asyncio.create_task(interaction.response.defer(thinking=True))
-        reserving = asyncio.create_task(self.bot.tasks.reserve(
-            guild_id=interaction.guild_id, channel_id=interaction.channel_id or 0, user_id=interaction.user.id,
-            source=source, scale=scale, role_ids=role_ids))
-        await asyncio.wait({deferring, reserving})
-        if deferring.exception() is not None:
-            if reserving.exception() is None:
-                await self.bot.tasks.abandon(reserving.result(), "the interaction could not be acknowledged")
-            raise deferring.exception()  # type: ignore[misc]
-        try:
-            task = await self.bot.tasks.send(await reserving)
-        except (SubmissionFailed, QuotaExceeded) as failure:
-            # The deferred reply is public; drop it so the reason can be private.
-            try:
-                await interaction.delete_original_response()
-            except discord.HTTPException as error:
-                log.info("could not delete the deferred reply (%s)", error.code)
-            await interaction.followup.send(clip(f"❌ {failure}", CONTENT_MAX), ephemeral=True)
-            return
-        self.bot.messenger.remember_interaction(task.id, interaction, received_at)
-        message = await interaction.edit_original_response(embed=task_card(task))
-        latest = await self.bot.tasks.attach_card(task, message.id)
-        if latest is not None and latest.notified_at is not None:
-            # The poller told the member while the card was being sent: show the end state on it too.
-            await interaction.edit_original_response(embed=task_card(latest))
+        await start_job(self.bot, interaction, source=source, scale=scale, received_at=received_at)
 
     @app_commands.command(name="tasks", description="Your recent upscale jobs")
     async def tasks(self, interaction: discord.Interaction) -> None:
