@@ -84,7 +84,8 @@ async def test_a_hint_makes_a_running_task_due_only_with_its_token(parts: Parts)
     token = task.callback_token
     assert token is not None
     before = parts.changes
-    assert await service.hint(task.id, "x" + token[1:]) is None
+    wrong = ("y" if token[0] == "x" else "x") + token[1:]  # differs from the token whatever its first letter
+    assert await service.hint(task.id, wrong) is None
     assert await service.hint(task.id + 1000, token) is None
     assert (await parts.storage.get_task(task.id)).next_poll_at == task.next_poll_at  # type: ignore[union-attr]
     assert parts.changes == before, "a refused hint does not wake the poller"
