@@ -88,8 +88,8 @@ ON_POSTGRES: dict[str, tuple[str, ...]] = {
         "goal: queries for a 600 s task <= 15",
     ),
     # Two processes only (PostgreSQL only): polling, the SIGKILL take-over (LEASE_SECONDS 3) and notify latency.
-    "bench_processes.py --processes 2 --tasks 300 --window 3 --notify-jobs 10": (
-        "figure: tasks running at the window's start / end [2 processes] = 300 / 300",
+    "bench_processes.py --processes 2 --tasks 1000 --window 3 --notify-jobs 10": (
+        "figure: tasks running at the window's start / end [2 processes] = 1000 / 1000",
         "figure: process 1 (shard 1 of 2) task queries per second (its /metrics) [2 processes] = ",
         "figure: task queries per second, sum of the processes' /metrics [2 processes] = ",
         "figure: database server CPU as % of one core [2 processes] = ",
