@@ -60,6 +60,8 @@ class TaskRecord:
     callback_token: str | None = field(default=None, repr=False)
     lease_owner: str | None = None   # the process working on the task (PostgreSQL: several may run)
     lease_until: float | None = None  # ... until then; after it, another process may take the task over
+    locale: str | None = None         # the member's Discord locale (their card, replies and DMs)
+    guild_locale: str | None = None   # the server's preferred locale (the public channel post)
 
     @property
     def final(self) -> bool:
@@ -106,6 +108,8 @@ class NewTask:
     lease_owner: str | None = None
     lease_until: float | None = None
     next_poll_at: float | None = None
+    locale: str | None = None        # the member's Discord locale: their card, replies and DMs
+    guild_locale: str | None = None  # the server's preferred locale: the public channel post
 
 
 class Storage(Protocol):

@@ -9,8 +9,9 @@ server (on its member in DMs) and only then checks and inserts, seeing every res
 from __future__ import annotations
 
 import functools
+import json
 from collections.abc import Mapping
-from dataclasses import fields
+from dataclasses import asdict, fields
 from typing import Any
 
 import asyncpg
@@ -31,14 +32,10 @@ _USAGE_SQL = {
     "server_daily_jobs": _COUNTER.format(column="jobs", user="0", prefix="d", period="day"),
     "server_monthly_credits": _COUNTER.format(column="credits", user="0", prefix="m", period="month"),
 }
-# reserve_task()'s arguments after the limits' values are those of NewTask, in this order.
-_RESERVE_FIELDS = ("guild_id", "channel_id", "user_id", "source_kind", "source_url", "source_label", "scale",
-                   "created_at", "callback_token")
-assert tuple(f.name for f in fields(NewTask))[:len(_RESERVE_FIELDS)] == _RESERVE_FIELDS, "reserve_task()'s order"
-# ... then the day, the month, the limits in QuotaUsage's order (NULL: unlimited), and the lease (migration 0003).
+# reserve_task()'s arguments (migration 0005): the new row as JSON, the server and member, the quota day and
+# month, then the limits in QuotaUsage's order (NULL: unlimited).
 LIMIT_ORDER = tuple(f.name for f in fields(QuotaUsage))
-_ARGUMENTS = len(_RESERVE_FIELDS) + 2 + len(LIMIT_ORDER) + 3
-_RESERVE = f"SELECT * FROM reserve_task({', '.join(f'${n}' for n in range(1, _ARGUMENTS + 1))})"
+_RESERVE = f"SELECT * FROM reserve_task({', '.join(f'${n}' for n in range(1, 6 + len(LIMIT_ORDER)))})"
 
 
 @functools.lru_cache(maxsize=64)
@@ -84,10 +81,10 @@ class PostgresQuotas:
                                         limits: Mapping[str, int | None]) -> TaskRecord | None:
         """Insert the `submitting` row holding a job only if every limit and the block list allow it: one call
         of reserve_task(), in which the server's reservations take turns."""
-        args = [getattr(task, name) for name in _RESERVE_FIELDS]
-        args += [day, month, *(limits.get(name) for name in LIMIT_ORDER)]
-        args += [task.lease_owner, task.lease_until, task.next_poll_at]
-        row = await self._pool.fetchrow(_RESERVE, *args)
+        values = {**asdict(task), "status": "submitting", "quota_day": day, "quota_month": month,
+                  "quota_state": "held"}
+        row = await self._pool.fetchrow(_RESERVE, json.dumps(values), task.guild_id, task.user_id, day, month,
+                                        *(limits.get(name) for name in LIMIT_ORDER))
         return None if row is None else TaskRecord(**dict(row))
 
     async def quota_usage(self, guild_id: int | None, user_id: int, *, day: str, month: str) -> QuotaUsage:

@@ -124,3 +124,23 @@ def metric(exposition: str, name: str, **labels: str) -> float | None:
             if sample.name == name and sample.labels == labels:
                 return sample.value
     return None
+
+
+# What each SQLite migration after 0003 added, to undo it: tests that start from an older schema rewind a file
+# with rewind_sqlite(). A new migration adds its undo here.
+_SQLITE_UNDO = {
+    4: ("ALTER TABLE tasks DROP COLUMN callback_token",),
+    5: ("ALTER TABLE tasks DROP COLUMN lease_owner", "ALTER TABLE tasks DROP COLUMN lease_until",
+        "DROP TABLE throttles"),
+    6: ("DROP TABLE member_settings",),
+    7: ("ALTER TABLE tasks DROP COLUMN locale", "ALTER TABLE tasks DROP COLUMN guild_locale"),
+}
+
+
+def rewind_sqlite(conn: Any, version: int) -> None:
+    """Put a SQLite database back to the schema of migration `version` (>= 3), as an older bot left it."""
+    for number in sorted(_SQLITE_UNDO, reverse=True):
+        if number > version:
+            for statement in _SQLITE_UNDO[number]:
+                conn.execute(statement)
+    conn.execute(f"PRAGMA user_version = {int(version)}")

@@ -30,7 +30,7 @@ from storage import NewTask, Storage, database_password, is_postgres, open_stora
 from storage.postgres import PostgresStorage
 from storage.schema import COPIED_TABLES, TABLE_KEYS, USAGE_TABLE
 from storage.sqlite import SQLiteStorage
-from tests.helpers import DeliveryWatch, embed_text, start_upscale, wait_told
+from tests.helpers import DeliveryWatch, embed_text, rewind_sqlite, start_upscale, wait_told
 
 UNLIMITED: dict[str, int | None] = dict.fromkeys(LIMIT_NAMES)
 # Discord ids are 64-bit snowflakes: big enough that a 32-bit column anywhere would fail.
@@ -348,11 +348,7 @@ async def test_a_sqlite_source_from_an_older_version_is_migrated_first(tmp_path:
     source = sqlite_url(tmp_path, "old.db")
     await fill(source)
     with sqlite3.connect(sqlite_path(source)) as conn:  # as version 0003 left it: no callback_token yet
-        conn.execute("ALTER TABLE tasks DROP COLUMN callback_token")
-        for later in ("ALTER TABLE tasks DROP COLUMN lease_owner", "ALTER TABLE tasks DROP COLUMN lease_until",
-                      "DROP TABLE throttles", "DROP TABLE member_settings"):  # and what 0005-0006 added
-            conn.execute(later)
-        conn.execute("PRAGMA user_version = 3")
+        rewind_sqlite(conn, 3)
     conn.close()
     report = await copy_database(source, sqlite_url(tmp_path, "new.db"))
     assert report.source_migrated and report.counts["tasks"] == (11, 11)

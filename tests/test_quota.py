@@ -13,6 +13,7 @@ from bot.config import LIMIT_NAMES
 from bot.quota import QuotaExceeded, QuotaService, periods
 from bot.validation import InputError
 from storage import NewTask, Storage, open_storage
+from tests.helpers import rewind_sqlite
 
 # Every test using the `storage` fixture (tests/conftest.py) runs on both; the migration test is SQLite's own.
 pytestmark = pytest.mark.backends("sqlite", "postgres")
@@ -191,10 +192,9 @@ async def test_usage_counters_match_the_ledger_and_are_rebuilt_by_the_migration(
     assert (GUILD, 0, "m2026-11", 2, 12.5) in kept and (GUILD, ALICE, "m2026-11", 0, 0.0) not in kept
 
     with sqlite3.connect(path) as conn:  # forget the counters (and what came later), as before 0003
+        rewind_sqlite(conn, 3)
         conn.executescript("DROP TABLE usage_counters; DROP TRIGGER tasks_usage_insert; "
-                           "DROP TRIGGER tasks_usage_update; ALTER TABLE tasks DROP COLUMN callback_token; "
-                           "ALTER TABLE tasks DROP COLUMN lease_owner; ALTER TABLE tasks DROP COLUMN lease_until; "
-                           "DROP TABLE throttles; DROP TABLE member_settings; PRAGMA user_version = 2;")
+                           "DROP TRIGGER tasks_usage_update; PRAGMA user_version = 2;")
     store = await open_storage(f"sqlite:///{path}")
     await store.close()
     assert await _counters(path) == kept
