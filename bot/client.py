@@ -24,6 +24,7 @@ from bot.config import Settings
 from bot.credits import CreditWatch
 from bot.evolink import EvolinkClient
 from bot.health import HealthCheck, stale_after
+from bot.i18n import CatalogueTranslator
 from bot.lifecycle import Lease
 from bot.listener import HttpListener
 from bot.messenger import DiscordMessenger
@@ -160,6 +161,8 @@ class UpscaleBot(commands.AutoShardedBot):
 
         `sync` needs only the command definitions, so it opens (and creates) no database."""
         settings = self.settings
+        # Command names, descriptions, options and choices in every language with a catalogue.
+        await self.tree.set_translator(CatalogueTranslator())
         if self.sync_only:
             for name in EXTENSIONS:
                 await self.load_extension(name)

@@ -37,10 +37,11 @@ class DeliveryError(Exception):
 
 class Messenger(Protocol):
     async def send_dm(self, user_id: int, content: str, *, nonce: str, embed: discord.Embed | None = None,
-                      button_url: str | None = None) -> int: ...
+                      button_url: str | None = None, button_label: str = "Download") -> int: ...
 
     async def send_channel(self, channel_id: int, content: str, *, nonce: str, mention_user_id: int,
-                           embed: discord.Embed | None = None, button_url: str | None = None) -> int: ...
+                           embed: discord.Embed | None = None, button_url: str | None = None,
+                           button_label: str = "Download") -> int: ...
 
     async def edit_card(self, task_id: int, channel_id: int, message_id: int, embed: discord.Embed) -> None: ...
 
@@ -60,12 +61,12 @@ def _classify(error: Exception) -> DeliveryError:
     return DeliveryError("retry", type(error).__name__)
 
 
-def _download_button(url: str | None) -> discord.ui.View | None:
+def _download_button(url: str | None, label: str = "Download") -> discord.ui.View | None:
     """A link button to the result: it needs no handler, so it keeps working after restarts."""
     if url is None:
         return None
     view = discord.ui.View(timeout=None)
-    view.add_item(discord.ui.Button(style=discord.ButtonStyle.link, label="Download", emoji="⬇️", url=url))
+    view.add_item(discord.ui.Button(style=discord.ButtonStyle.link, label=label, emoji="⬇️", url=url))
     return view
 
 
@@ -101,18 +102,20 @@ class DiscordMessenger:
         self.metrics.delivery(kind, "ok")
 
     async def send_dm(self, user_id: int, content: str, *, nonce: str, embed: discord.Embed | None = None,
-                      button_url: str | None = None) -> int:
+                      button_url: str | None = None, button_label: str = "Download") -> int:
         with self._counted("dm"):
             try:
                 channel = await self._client.create_dm(discord.Object(user_id))
-                message = await channel.send(content, embed=embed, nonce=nonce, view=_download_button(button_url),
+                message = await channel.send(content, embed=embed, nonce=nonce,
+                                             view=_download_button(button_url, button_label),
                                              allowed_mentions=discord.AllowedMentions.none())
             except _TRANSIENT as error:
                 raise _classify(error) from None
         return message.id
 
     async def send_channel(self, channel_id: int, content: str, *, nonce: str, mention_user_id: int,
-                           embed: discord.Embed | None = None, button_url: str | None = None) -> int:
+                           embed: discord.Embed | None = None, button_url: str | None = None,
+                           button_label: str = "Download") -> int:
         channel = self._client.get_partial_messageable(channel_id)
         # Only the member is pinged, whatever their file name says (@everyone, role mentions).
         mentions = discord.AllowedMentions(everyone=False, roles=False, users=[discord.Object(mention_user_id)],
@@ -120,7 +123,7 @@ class DiscordMessenger:
         with self._counted("channel"):
             try:
                 message = await channel.send(content, embed=embed, nonce=nonce, allowed_mentions=mentions,
-                                             view=_download_button(button_url))
+                                             view=_download_button(button_url, button_label))
             except _TRANSIENT as error:
                 raise _classify(error) from None
         return message.id

@@ -116,7 +116,7 @@ class Notifier:
 
         async def send(message: Outgoing, nonce: str) -> int:
             return await self.messenger.send_dm(task.user_id, message.content, embed=message.embed, nonce=nonce,
-                                                button_url=message.button_url)
+                                                button_url=message.button_url, button_label=message.button_label)
 
         try:
             return "sent", await self._send_outcome(task, "d", mention=False, send=send)
@@ -133,7 +133,8 @@ class Notifier:
         async def send(message: Outgoing, nonce: str) -> int:
             return await self.messenger.send_channel(task.channel_id, message.content, embed=message.embed,
                                                      nonce=nonce, mention_user_id=task.user_id,
-                                                     button_url=message.button_url)
+                                                     button_url=message.button_url,
+                                                     button_label=message.button_label)
 
         try:
             return "sent", await self._send_outcome(task, "c", mention=True, send=send)
@@ -146,7 +147,10 @@ class Notifier:
     async def _send_outcome(self, task: TaskRecord, kind: str, *, mention: bool,
                             send: Callable[[Outgoing, str], Awaitable[int]]) -> int:
         """The full message; if Discord refuses it as malformed (400), a minimal one with its own nonce."""
-        full = outcome_message(task, mention=mention, dm_refused=mention and task.dm_state == "refused")
+        # The channel post reads in the server's language, the DM in the member's.
+        locale = (task.guild_locale or task.locale) if mention else task.locale
+        full = outcome_message(task, mention=mention, dm_refused=mention and task.dm_state == "refused",
+                               locale=locale)
         try:
             return await send(full, nonce_for(task, kind))
         except DeliveryError as error:
@@ -154,7 +158,7 @@ class Notifier:
                 raise
             log.error("task %s: Discord refused the %s message (%s); sending a minimal one instead",
                       task.id, "DM" if kind == "d" else "channel", error)
-        return await send(minimal_outcome(task, mention=mention), nonce_for(task, kind.upper()))
+        return await send(minimal_outcome(task, mention=mention, locale=locale), nonce_for(task, kind.upper()))
 
     async def _retry_later(self, task: TaskRecord, error: DeliveryError) -> bool:
         failures = task.delivery_failures + 1
@@ -169,7 +173,7 @@ class Notifier:
         if task.card_message_id is None or task.card_state not in LIVE_CARD:
             return
         try:
-            await self.messenger.edit_card(task.id, task.channel_id, task.card_message_id, task_card(task))
+            await self.messenger.edit_card(task.id, task.channel_id, task.card_message_id, task_card(task, task.locale))
         except DeliveryError as error:
             log.info("task %s: final card edit failed (%s)", task.id, error)
         await self.storage.update_task(task.id, {"card_state": "final", "card_edited_at": self.clock(),
@@ -191,7 +195,7 @@ class Notifier:
         changes: dict[str, object] = {"card_edited_at": now, "card_progress": task.progress,
                                       "card_status": task.status}
         try:
-            await self.messenger.edit_card(task.id, task.channel_id, task.card_message_id, task_card(task))
+            await self.messenger.edit_card(task.id, task.channel_id, task.card_message_id, task_card(task, task.locale))
         except DeliveryError as error:
             if error.kind != "gone":
                 return  # try again at the next change
@@ -199,7 +203,7 @@ class Notifier:
                 self.messenger.forget(task.id)  # the interaction's message is gone; post our own
                 try:
                     changes["card_message_id"] = await self.messenger.post_card(
-                        task.channel_id, task_card(task), nonce=nonce_for(task, "k"))
+                        task.channel_id, task_card(task, task.locale), nonce=nonce_for(task, "k"))
                     changes["card_state"] = "replaced"
                     log.info("task %s: task card was deleted; posted a new one", task.id)
                 except DeliveryError as repost_error:

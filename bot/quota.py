@@ -13,9 +13,10 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from bot.config import LIMIT_NAMES, MAX_LIMIT_VALUE
+from bot.i18n import _
 from bot.text import clip
-from bot.validation import InputError
-from storage import NewTask, QuotaUsage, Storage, TaskRecord
+from bot.validation import InputError, Refusal
+from storage import NewTask, QuotaLogEntry, QuotaUsage, Storage, TaskRecord
 
 MEMBER_LIMITS = LIMIT_NAMES[:3]
 SERVER_LIMITS = LIMIT_NAMES[3:]
@@ -45,27 +46,31 @@ class EffectiveLimit:
     source: str            # "default", "server" or "role:<id>"
 
 
-class QuotaExceeded(Exception):
-    """A new job was refused by a limit or a block; str() is the member-facing reason."""
+class QuotaExceeded(Refusal):
+    """A new job was refused by a limit (`limit`: its name) or a block ("blocked"): a message id and values,
+    rendered in the member's language (render(locale)); str() is the English text."""
 
-    def __init__(self, message: str, limit: str | None = None) -> None:
-        super().__init__(message)
+    def __init__(self, message: str, /, limit: str | None = None, **values: object) -> None:
+        super().__init__(message, **values)
         self.limit = limit
 
 
-def _resets_text(name: str, p: Periods) -> str:
-    if name == "user_concurrent_jobs":
-        return "when one of your jobs finishes"
+def _reset_time(name: str, p: Periods) -> str:
+    """When a period limit lets the member start again, as Discord timestamps (each reader sees their own
+    language and time zone: the markup itself is language-neutral)."""
     at = p.next_day if name.endswith("daily_jobs") else p.next_month
     return f"<t:{at}:R> (<t:{at}:f>)"
 
 
+# Why a job was refused, per limit: {value} is the limit, {reset} when the member can start another.
 _REFUSALS = {
-    "user_daily_jobs": "You have started your {value} job(s) for today.",
-    "user_concurrent_jobs": "You already have {value} job(s) running.",
-    "user_monthly_credits": "You have used your {value} credits for this month.",
-    "server_daily_jobs": "This server has started its {value} job(s) for today.",
-    "server_monthly_credits": "This server has used its {value} credits for this month.",
+    "user_daily_jobs": _("You have started your {value} job(s) for today. You can start another {reset}."),
+    "user_concurrent_jobs": _("You already have {value} job(s) running. "
+                              "You can start another when one of your jobs finishes."),
+    "user_monthly_credits": _("You have used your {value} credits for this month. You can start another {reset}."),
+    "server_daily_jobs": _("This server has started its {value} job(s) for today. You can start another {reset}."),
+    "server_monthly_credits": _("This server has used its {value} credits for this month. "
+                                "You can start another {reset}."),
 }
 
 
@@ -121,17 +126,19 @@ class QuotaService:
                        p: Periods) -> QuotaExceeded:
         blocked = await self.storage.blocked(guild_id, user_id)
         if blocked is not None:
-            reason = f" ({blocked[0]})" if blocked[0] else ""
-            return QuotaExceeded(f"You are blocked from starting upscale jobs here{reason}. "
-                                 "Ask a server admin if you think this is a mistake.", "blocked")
+            if blocked[0]:
+                return QuotaExceeded(_("You are blocked from starting upscale jobs here ({reason}). "
+                                       "Ask a server admin if you think this is a mistake."),
+                                     limit="blocked", reason=blocked[0])
+            return QuotaExceeded(_("You are blocked from starting upscale jobs here. "
+                                   "Ask a server admin if you think this is a mistake."), limit="blocked")
         usage = await self.storage.quota_usage(guild_id, user_id, day=p.day, month=p.month)
         for name in LIMIT_NAMES:
             value = limits[name].value
             if value is not None and usage.of(name) >= value:
-                return QuotaExceeded(f"{_REFUSALS[name].format(value=value)} "
-                                     f"You can start another {_resets_text(name, p)}.", name)
+                return QuotaExceeded(_REFUSALS[name], limit=name, value=value, reset=_reset_time(name, p))
         # Usage fell below the limits between the insert and now (a job just ended): say so plainly.
-        return QuotaExceeded("A limit was reached just as you asked; please try again.", None)
+        return QuotaExceeded(_("A limit was reached just as you asked; please try again."))
 
     async def role_limits(self, guild_id: int) -> list[tuple[int, str, int]]:
         """(role id, limit name, value) for every role that sets its own member limit."""
@@ -149,12 +156,12 @@ class QuotaService:
         p = self.periods()
         return await self.storage.server_report(guild_id, day=p.day, month=p.month)
 
-    # Admin changes: each one is written to the audit log.
+    # Admin changes: each one is written to the audit log as a code and its values (LOG_CODES), never as words:
+    # /quota log renders them in the reading admin's language.
     async def set_limit(self, guild_id: int, actor_id: int, name: str, value: int | None) -> None:
         _check_limit(name, value, LIMIT_NAMES)
         await self.storage.set_guild_limit(guild_id, name, value)
-        shown = "unlimited" if value is None else str(value)
-        await self._log(guild_id, actor_id, f"set {name} = {shown}")
+        await self._log(guild_id, actor_id, "set_limit", name=name, value=value)
 
     async def clear_limit(self, guild_id: int, actor_id: int, name: str) -> None:
         """`/quota unset`: the limit becomes unlimited for this server (not the operator's default)."""
@@ -165,37 +172,48 @@ class QuotaService:
         _check_limit(name, value, MEMBER_LIMITS)
         changed = await self.storage.set_role_limit(guild_id, role_id, name, value)
         if changed:
-            action = f"role <@&{role_id}>: {name} = {value}" if value is not None \
-                else f"role <@&{role_id}>: {name} unset"
-            await self._log(guild_id, actor_id, action)
+            await self._log(guild_id, actor_id, "role_limit", role_id=role_id, name=name, value=value)
         return changed
 
     async def block(self, guild_id: int, actor_id: int, user_id: int, reason: str | None) -> None:
         await self.storage.set_blocked(guild_id, user_id, blocked=True, actor_id=actor_id, at=self.clock(),
                                        reason=reason)
-        await self._log(guild_id, actor_id, f"blocked <@{user_id}>" + (f": {reason}" if reason else ""))
+        await self._log(guild_id, actor_id, "block", user_id=user_id, reason=reason)
 
     async def unblock(self, guild_id: int, actor_id: int, user_id: int) -> bool:
         changed = await self.storage.set_blocked(guild_id, user_id, blocked=False, actor_id=actor_id,
                                                  at=self.clock())
         if changed:
-            await self._log(guild_id, actor_id, f"unblocked <@{user_id}>")
+            await self._log(guild_id, actor_id, "unblock", user_id=user_id)
         return changed
 
     async def reset_member(self, guild_id: int, actor_id: int, user_id: int) -> int:
         count = await self.storage.reset_member_usage(guild_id, user_id, month=self.periods().month)
-        await self._log(guild_id, actor_id, f"reset usage of <@{user_id}> ({count} job(s) this month)")
+        await self._log(guild_id, actor_id, "reset", user_id=user_id, count=count)
         return count
 
-    async def log(self, guild_id: int) -> list[tuple[int, float, str]]:
+    async def log(self, guild_id: int) -> list[QuotaLogEntry]:
+        """The last 20 changes, newest first: codes and values (older rows: their English words)."""
         return await self.storage.quota_log(guild_id, 20)
 
-    async def _log(self, guild_id: int, actor_id: int, action: str) -> None:
-        await self.storage.add_quota_log(guild_id, actor_id, self.clock(), action)
+    async def _log(self, guild_id: int, actor_id: int, code: str, **params: Any) -> None:
+        assert set(params) == LOG_CODES[code], f"{code} is logged with {sorted(LOG_CODES[code])}"
+        await self.storage.add_quota_log(guild_id, actor_id, self.clock(), code, params)
+
+
+# What each audit-log code carries (JSON values): the renderer in cogs/quota.py relies on exactly these.
+LOG_CODES: dict[str, set[str]] = {
+    "set_limit": {"name", "value"},               # value None: unlimited
+    "role_limit": {"role_id", "name", "value"},   # value None: the role's own limit removed
+    "block": {"user_id", "reason"},               # reason None: none given
+    "unblock": {"user_id"},
+    "reset": {"user_id", "count"},                # count: this month's jobs that no longer count for the member
+}
 
 
 def _check_limit(name: str, value: int | None, allowed: tuple[str, ...]) -> None:
     if name not in allowed:
-        raise InputError(f"`{clip(name, 40)}` is not one of: {', '.join(allowed)}.")
+        typed = clip(name.replace("`", "'"), 40)
+        raise InputError(_("{name} is not one of: {names}."), name=f"`{typed}`", names=", ".join(allowed))
     if value is not None and not 0 <= value <= MAX_LIMIT_VALUE:
-        raise InputError(f"A limit must be a whole number from 0 to {MAX_LIMIT_VALUE:,}.")
+        raise InputError(_("A limit must be a whole number from 0 to {limit}."), limit=f"{MAX_LIMIT_VALUE:,}")

@@ -8,6 +8,7 @@ import time
 from collections.abc import Callable
 
 from bot.evolink import ErrorKind, EvolinkClient, EvolinkError, TaskSnapshot
+from bot.i18n import _, t
 from bot.lifecycle import Lease, next_status, poll_delay
 from bot.messages import submission_error
 from bot.metrics import Metrics
@@ -25,11 +26,16 @@ MAX_UNREADABLE_POLLS = 20
 
 
 class SubmissionFailed(Exception):
-    """The paid POST did not create a task; str() is the member-facing reason. The row is already `failed`."""
+    """The paid POST did not create a task (the row is already `failed`): a message id and its values, rendered
+    in the member's language by render(); str() is the English."""
 
-    def __init__(self, message: str, task: TaskRecord) -> None:
-        super().__init__(message)
+    def __init__(self, reason: tuple[str, dict[str, object]], task: TaskRecord) -> None:
+        self.message, self.values = reason
+        super().__init__(t(None, self.message, **self.values))
         self.task = task
+
+    def render(self, locale: object) -> str:
+        return t(locale, self.message, **self.values)
 
 
 class TaskService:
@@ -65,7 +71,8 @@ class TaskService:
         return await self.send(task)
 
     async def reserve(self, *, guild_id: int | None, channel_id: int, user_id: int, source: VideoSource,
-                      scale: int, role_ids: tuple[int, ...] = ()) -> TaskRecord:
+                      scale: int, role_ids: tuple[int, ...] = (), locale: str | None = None,
+                      guild_locale: str | None = None) -> TaskRecord:
         """Check the quota and write the `submitting` row holding it, as one atomic step (QuotaExceeded if not)."""
         now = self.clock()
         return await self.quotas.reserve(NewTask(
@@ -73,6 +80,7 @@ class TaskService:
             source_url=source.url, source_label=source.label, scale=scale, created_at=now,
             callback_token=secrets.token_urlsafe(18) if self.callback_url else None,
             lease_owner=self.lease.owner, lease_until=now + self.submit_window, next_poll_at=now + self.submit_window,
+            locale=locale, guild_locale=guild_locale,
         ), role_ids)
 
     async def abandon(self, task: TaskRecord, reason: str) -> None:
@@ -101,8 +109,8 @@ class TaskService:
                                                     "next_poll_at": now + self.submit_window},
                                           {"status": "submitting", "lease_owner": self.lease.owner}) is None:
             log.warning("task %s was taken over before its POST (this process stalled); nothing was sent", task.id)
-            raise SubmissionFailed("The bot was too busy to start this job, so nothing was sent or charged. "
-                                   "Please run /upscale again.", task)
+            raise SubmissionFailed((_("The bot was too busy to start this job, so nothing was sent or charged. "
+                                      "Please run /upscale again."), {}), task)
         try:
             snapshot = await self.evolink.submit(task.source_url, task.scale, self._callback_for(task))
         except EvolinkError as error:

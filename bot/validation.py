@@ -6,8 +6,9 @@ own network, and the host checks below are defence in depth for the provider (th
 refuse obviously internal targets; they cannot catch a public name that resolves to a
 private address, which only the fetcher can stop).
 
-Every refusal is an :class:`InputError` whose ``str()`` is a short, friendly sentence
-shown to the member as an ephemeral reply. Anything quoted back is truncated.
+Every refusal is an :class:`InputError`: a message id (a short, friendly English sentence marked with ``_()``)
+and its values, rendered in the member's language when shown as an ephemeral reply (``str()`` is the English
+text). Anything quoted back is truncated and is a value, never part of the sentence.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import unicodedata
 from dataclasses import dataclass
 from urllib.parse import unquote, urlsplit
 
+from bot.i18n import SOURCE_LANGUAGE, _, t, translate
 from bot.text import clip, clip_middle
 
 __all__ = [
@@ -26,6 +28,7 @@ __all__ = [
     "MAX_VIDEO_BYTES",
     "AttachmentInfo",
     "InputError",
+    "Refusal",
     "VideoSource",
     "is_public_host",
     "resolve_source",
@@ -64,8 +67,32 @@ _NAT64_NETS = (ipaddress.IPv6Network("64:ff9b::/96"), ipaddress.IPv6Network("64:
 _HIDDEN_CATEGORIES = frozenset({"Cc", "Cf", "Cs", "Co", "Cn"})
 
 
-class InputError(Exception):
-    """A member's input was refused; str() is the message to show them."""
+class Refusal(Exception):
+    """What a member is told instead of what they asked for, kept as a message id and its values rather than a
+    finished sentence, so each member reads it in their own language: render(locale) at the edge. str() is the
+    English text (logs, and code that has no member to ask)."""
+
+    def __init__(self, message: str, /, **values: object) -> None:
+        super().__init__(message)
+        self.message = message
+        self.values = values
+
+    def render(self, locale: object) -> str:
+        """The text in `locale`'s language (English when there is no catalogue or translation). A value that is
+        itself a Refusal (one reason inside another) is rendered in the same language."""
+        values = {name: value.render(locale) if isinstance(value, Refusal) else value
+                  for name, value in self.values.items()}
+        if not values:
+            # Nothing to fill in: the text is used as it is, so braces in a sentence built elsewhere stay harmless.
+            return translate(locale, self.message) or self.message
+        return t(locale, self.message, **values)
+
+    def __str__(self) -> str:
+        return self.render(SOURCE_LANGUAGE)
+
+
+class InputError(Refusal):
+    """A member's input was refused: InputError(_("... {name} ..."), name=value), shown to them privately."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -139,20 +166,24 @@ def _ip_is_public(ip: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:
     )
 
 
-_PRIVATE_IP_MSG = "That link points to a private or reserved IP address — use a public link."
-_BAD_HOST_MSG = "That link's website name isn't valid — check the link and try again."
+_PRIVATE_IP_MSG = _("That link points to a private or reserved IP address — use a public link.")
+_BAD_HOST_MSG = _("That link's website name isn't valid — check the link and try again.")
+_NO_HOST_MSG = _("That link has no website name after https:// — check it and try again.")
+_NOT_A_URL_MSG = _("That link isn't a valid web address — check it and try again.")
+_NOT_HTTPS_MSG = _("That link must start with https://.")
+_UPLOAD_LINK_MSG = _("Couldn't use that upload's link — try uploading the file again.")
 
 
 def _check_ipv6_host(host: str) -> None:
     """Validate the text between [ and ] in the netloc."""
     if "%" in host:
-        raise InputError("That link uses an IPv6 zone (%) — use a normal public link.")
+        raise InputError(_("That link uses an IPv6 zone (%) — use a normal public link."))
     if not _IPV6_CHARS_RE.fullmatch(host):
         raise InputError(_BAD_HOST_MSG)
     try:
         ip = ipaddress.IPv6Address(host)
     except ValueError:
-        raise InputError("That link's IPv6 address isn't valid — check the link and try again.") from None
+        raise InputError(_("That link's IPv6 address isn't valid — check the link and try again.")) from None
     if not _ip_is_public(ip):
         raise InputError(_PRIVATE_IP_MSG)
 
@@ -165,7 +196,7 @@ def _check_name_host(host: str) -> None:
     "127.0.0.1", ideographic full stop -> ".").
     """
     if "%" in host:
-        raise InputError("That link's website name contains a % sign — use a normal domain name.")
+        raise InputError(_("That link's website name contains a % sign — use a normal domain name."))
     try:
         ascii_host = host.lower().encode("idna").decode("ascii")
         # Round-trip to reject malformed punycode ("xn--zz") that DNS would never serve.
@@ -175,17 +206,15 @@ def _check_name_host(host: str) -> None:
     ascii_host = ascii_host.lower()
     name = ascii_host[:-1] if ascii_host.endswith(".") else ascii_host
     if not name:
-        raise InputError("That link has no website name after https:// — check it and try again.")
+        raise InputError(_NO_HOST_MSG)
     if len(name) > _MAX_HOST:
-        raise InputError("That link's website name is too long — check the link and try again.")
+        raise InputError(_("That link's website name is too long — check the link and try again."))
     labels = name.split(".")
     if any(not label for label in labels):
         raise InputError(_BAD_HOST_MSG)
     if _NUMERIC_LABEL_RE.fullmatch(labels[-1]):
         if not _DOTTED_QUAD_RE.fullmatch(name):
-            raise InputError(
-                "That link's address is written as an unusual number — use a normal domain name."
-            )
+            raise InputError(_("That link's address is written as an unusual number — use a normal domain name."))
         if not _ip_is_public(ipaddress.IPv4Address(name)):
             raise InputError(_PRIVATE_IP_MSG)
         return
@@ -193,10 +222,10 @@ def _check_name_host(host: str) -> None:
         raise InputError(_BAD_HOST_MSG)
     if any(name == s or name.endswith("." + s) for s in _INTERNAL_SUFFIXES):
         if name == "localhost" or name.endswith(".localhost"):
-            raise InputError("That link points to localhost (this machine) — use a public link.")
-        raise InputError("That link points to a local/internal network name — use a public link.")
+            raise InputError(_("That link points to localhost (this machine) — use a public link."))
+        raise InputError(_("That link points to a local/internal network name — use a public link."))
     if len(labels) < 2:
-        raise InputError("That link's website name is incomplete — use a full domain name like example.com.")
+        raise InputError(_("That link's website name is incomplete — use a full domain name like example.com."))
 
 
 def is_public_host(host: str) -> bool:
@@ -216,8 +245,7 @@ def _check_netloc(netloc: str) -> str:
     """Validate userinfo, host and port; return a display form of the host."""
     if "@" in netloc:
         raise InputError(
-            "That link contains a login (the part with @) — use a plain link without a username or password."
-        )
+            _("That link contains a login (the part with @) — use a plain link without a username or password."))
     if netloc.startswith("["):
         end = netloc.find("]")
         if end == -1:
@@ -231,18 +259,17 @@ def _check_netloc(netloc: str) -> str:
         display = host.lower()
         bracketed = False
     if not host:
-        raise InputError("That link has no website name after https:// — check it and try again.")
+        raise InputError(_NO_HOST_MSG)
     if rest:
         if not rest.startswith(":"):
             raise InputError(_BAD_HOST_MSG)
         port_text = rest[1:]
         # isdigit() alone accepts non-ASCII digits that int() would happily convert.
         if port_text and not (port_text.isascii() and port_text.isdigit()):
-            raise InputError("That link has an invalid port after the colon — remove it and try again.")
+            raise InputError(_("That link has an invalid port after the colon — remove it and try again."))
         if port_text and int(port_text) != 443:
-            raise InputError(
-                f"That link uses port {_quote(port_text, 12)} — only normal https links (port 443) work."
-            )
+            raise InputError(_("That link uses port {port} — only normal https links (port 443) work."),
+                             port=_quote(port_text, 12))
     if bracketed:
         _check_ipv6_host(host)
     else:
@@ -259,35 +286,33 @@ def _path_ends_mp4(path: str) -> bool:
 def _check_url(url: object, *, require_mp4_path: bool) -> tuple[str, str, str]:
     """Shared URL checks. Returns (stripped url, display host, raw path)."""
     if not isinstance(url, str):
-        raise InputError("Please give the video link as text.")
+        raise InputError(_("Please give the video link as text."))
     url = url.strip()
     if not url:
-        raise InputError("That link is empty — paste an https:// link to an .mp4 file.")
+        raise InputError(_("That link is empty — paste an https:// link to an .mp4 file."))
     if len(url) > MAX_URL_LENGTH:
-        raise InputError(f"That link is too long (over {MAX_URL_LENGTH} characters) — use a shorter link.")
+        raise InputError(_("That link is too long (over {limit} characters) — use a shorter link."),
+                         limit=MAX_URL_LENGTH)
     if any(ch.isspace() for ch in url):
-        raise InputError("That link contains spaces or line breaks — paste just the link, with no spaces.")
+        raise InputError(_("That link contains spaces or line breaks — paste just the link, with no spaces."))
     if any(unicodedata.category(ch) in _HIDDEN_CATEGORIES for ch in url):
-        raise InputError(
-            "That link contains hidden or control characters — copy it again and paste just the link."
-        )
+        raise InputError(_("That link contains hidden or control characters — copy it again and paste just the link."))
     if "\\" in url:
-        raise InputError("That link contains a backslash (\\) — use forward slashes (/) only.")
+        raise InputError(_("That link contains a backslash (\\) — use forward slashes (/) only."))
     if url[: len(_HTTPS_PREFIX)].lower() != _HTTPS_PREFIX:
-        raise InputError("That link must start with https://.")
+        raise InputError(_NOT_HTTPS_MSG)
     try:
         parts = urlsplit(url)
     except ValueError:
-        raise InputError("That link isn't a valid web address — check it and try again.") from None
+        raise InputError(_NOT_A_URL_MSG) from None
     if parts.scheme != "https":  # pragma: no cover - guaranteed by the prefix check
-        raise InputError("That link must start with https://.")
+        raise InputError(_NOT_HTTPS_MSG)
     display_host = _check_netloc(parts.netloc)
     if require_mp4_path and not _path_ends_mp4(parts.path):
         if ".mp4" in (parts.query + parts.fragment).lower():
             raise InputError(
-                "The .mp4 must be in the link's path, not after the ? or # — link directly to the .mp4 file."
-            )
-        raise InputError("That link must point directly to an .mp4 file (its path should end in .mp4).")
+                _("The .mp4 must be in the link's path, not after the ? or # — link directly to the .mp4 file."))
+        raise InputError(_("That link must point directly to an .mp4 file (its path should end in .mp4)."))
     return url, display_host, parts.path
 
 
@@ -305,7 +330,7 @@ def validate_video_url(url: str) -> str:
     except InputError:
         raise
     except (ValueError, TypeError, UnicodeError):
-        raise InputError("That link isn't a valid web address — check it and try again.") from None
+        raise InputError(_NOT_A_URL_MSG) from None
 
 
 def validate_attachment(*, filename: str, content_type: str | None, size: int, url: str) -> str:
@@ -315,33 +340,33 @@ def validate_attachment(*, filename: str, content_type: str | None, size: int, u
     tolerated because Discord sometimes omits it, but one that says "not video" is not.
     """
     if not isinstance(filename, str) or not filename.lower().endswith(".mp4") or len(filename) <= 4:
-        shown = _quote(filename) if isinstance(filename, str) else "that file"
-        raise InputError(f"Only .mp4 videos are supported — {shown} isn't an .mp4 file.")
+        if not isinstance(filename, str):
+            raise InputError(_("Only .mp4 videos are supported — that file isn't an .mp4 file."))
+        raise InputError(_("Only .mp4 videos are supported — {file} isn't an .mp4 file."), file=_quote(filename))
     if content_type is not None and not isinstance(content_type, str):
-        raise InputError("That file doesn't look like a video — upload an .mp4 video.")
+        raise InputError(_("That file doesn't look like a video — upload an .mp4 video."))
     if content_type and content_type.strip() and not content_type.strip().lower().startswith("video/"):
-        raise InputError(
-            f"That file doesn't look like a video (it's {_quote(content_type.strip(), 40)})"
-            " — upload an .mp4 video."
-        )
+        raise InputError(_("That file doesn't look like a video (it's {type}) — upload an .mp4 video."),
+                         type=_quote(content_type.strip(), 40))
     if isinstance(size, bool) or not isinstance(size, int):
-        raise InputError("Couldn't read that file's size — try uploading it again.")
+        raise InputError(_("Couldn't read that file's size — try uploading it again."))
     if size <= 0:
-        raise InputError("That file is empty — upload an .mp4 video.")
+        raise InputError(_("That file is empty — upload an .mp4 video."))
     if size > MAX_VIDEO_BYTES:
-        raise InputError(f"That video is too big — the limit is {MAX_VIDEO_BYTES // 1_000_000} MB.")
+        raise InputError(_("That video is too big — the limit is {megabytes} MB."),
+                         megabytes=MAX_VIDEO_BYTES // 1_000_000)
     try:
         return _check_url(url, require_mp4_path=False)[0]
     except InputError as exc:
-        raise InputError("Couldn't use that upload's link — try uploading the file again.") from exc
+        raise InputError(_UPLOAD_LINK_MSG) from exc
     except (ValueError, TypeError, UnicodeError) as exc:
-        raise InputError("Couldn't use that upload's link — try uploading the file again.") from exc
+        raise InputError(_UPLOAD_LINK_MSG) from exc
 
 
 def validate_scale(scale: object) -> int:
     """Return the scale if it is exactly the int 1, 2 or 4 (bools and strings refused)."""
     if isinstance(scale, bool) or not isinstance(scale, int) or scale not in ALLOWED_SCALES:
-        raise InputError("Scale must be 1, 2 or 4.")
+        raise InputError(_("Scale must be 1, 2 or 4."))
     return int(scale)
 
 
@@ -356,7 +381,7 @@ def resolve_source(*, attachment: AttachmentInfo | None, url: str | None) -> Vid
     """Pick and validate exactly one video source (an empty/whitespace url counts as not given)."""
     has_url = url is not None and not (isinstance(url, str) and not url.strip())
     if attachment is not None and has_url:
-        raise InputError("Send either a video file or a link, not both.")
+        raise InputError(_("Send either a video file or a link, not both."))
     if attachment is not None:
         submitted = validate_attachment(
             filename=attachment.filename,
@@ -369,4 +394,4 @@ def resolve_source(*, attachment: AttachmentInfo | None, url: str | None) -> Vid
     if has_url:
         submitted = validate_video_url(url)  # type: ignore[arg-type]
         return VideoSource(kind="url", url=submitted, label=_url_label(submitted))
-    raise InputError("Attach an .mp4 video or give an https:// link to one.")
+    raise InputError(_("Attach an .mp4 video or give an https:// link to one."))

@@ -1,4 +1,5 @@
-"""The central app-command error handler: expected failures become short private replies, the rest is logged."""
+"""The central app-command error handler: expected failures become short private replies in the member's language
+(their Discord client's, `interaction.locale`), the rest is logged (in English)."""
 
 from __future__ import annotations
 
@@ -8,12 +9,19 @@ import discord
 from discord import app_commands
 from discord.ext import commands
 
+from bot.i18n import _, t
+from bot.quota import QuotaExceeded
 from bot.text import CONTENT_MAX, clip
-from bot.validation import InputError
+from bot.validation import Refusal
 
 log = logging.getLogger(__name__)
 
-UNEXPECTED = "Something went wrong on the bot's side. It has been logged; please try again in a minute."
+UNEXPECTED = _("Something went wrong on the bot's side. It has been logged; please try again in a minute.")
+
+
+class CheckRefused(app_commands.CheckFailure, Refusal):
+    """A check of ours failed (the command does not run): CheckRefused(_("..."), **values), told to the member in
+    their language like any Refusal. discord.py's own check failures keep its English wording."""
 
 
 async def reply_privately(interaction: discord.Interaction, content: str) -> None:
@@ -40,14 +48,19 @@ class ErrorHandler(commands.Cog):
     async def on_app_command_error(self, interaction: discord.Interaction,
                                    error: app_commands.AppCommandError) -> None:
         original = getattr(error, "original", error)
-        if isinstance(original, InputError):
-            await reply_privately(interaction, f"⚠️ {original}")
+        if isinstance(original, QuotaExceeded):
+            await reply_privately(interaction, f"❌ {original.render(interaction.locale)}")
+        elif isinstance(original, Refusal):  # InputError, CheckRefused
+            await reply_privately(interaction, f"⚠️ {original.render(interaction.locale)}")
         elif isinstance(error, app_commands.CheckFailure | app_commands.TransformerError):
+            # discord.py's own wording (a built-in check, or a transformer that could not convert an option, e.g.
+            # a member who left): English whatever the member's language, as discord.py writes it. The checks and
+            # refusals of our own are Refusals, above.
             await reply_privately(interaction, f"⚠️ {error}")
         else:
             command = interaction.command.qualified_name if interaction.command else "?"
             log.error("command /%s failed", command, exc_info=original)
-            await reply_privately(interaction, UNEXPECTED)
+            await reply_privately(interaction, t(interaction.locale, UNEXPECTED))
 
 
 async def setup(bot: commands.Bot) -> None:

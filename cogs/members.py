@@ -8,6 +8,8 @@ import discord
 from discord import app_commands
 from discord.ext import commands
 
+from bot.i18n import _, t
+
 if TYPE_CHECKING:
     from bot.client import UpscaleBot
 
@@ -27,13 +29,14 @@ class MembersCog(commands.Cog):
         if results is not None:
             await notifier.set_result_dms(user_id, results == "on")
         enabled = await notifier.result_dms(user_id)
+        locale = interaction.locale
         if enabled:
-            text = "📬 Result DMs are **on**: you get each result by DM as well as in the channel."
-            hint = "`/dms results:off` turns them off."
+            text = t(locale, _("📬 Result DMs are **on**: you get each result by DM as well as in the channel."))
+            hint = t(locale, _("`/dms results:off` turns them off."))
         else:
-            text = ("📭 Result DMs are **off**: results come only in the channel where you started the job "
-                    "(jobs started in a DM with the bot are still answered there).")
-            hint = "`/dms results:on` turns them back on."
+            text = t(locale, _("📭 Result DMs are **off**: results come only in the channel where you started the job "
+                               "(jobs started in a DM with the bot are still answered there)."))
+            hint = t(locale, _("`/dms results:on` turns them back on."))
         await interaction.response.send_message(f"{text}\n{hint}" if results is None else text, ephemeral=True)
 
 

@@ -11,8 +11,11 @@ from discord import app_commands
 from discord.ext import commands
 
 from bot.config import LIMIT_NAMES
+from bot.i18n import _, t
 from bot.quota import MAX_LIMIT_VALUE, MEMBER_LIMITS, EffectiveLimit
 from bot.text import clip, fit_embed, fit_lines
+from cogs.errors import CheckRefused
+from storage import QuotaLogEntry
 
 if TYPE_CHECKING:
     from bot.client import UpscaleBot
@@ -21,37 +24,77 @@ log = logging.getLogger(__name__)
 
 LIMIT_CHOICES = [app_commands.Choice(name=name, value=name) for name in LIMIT_NAMES]
 MEMBER_LIMIT_CHOICES = [app_commands.Choice(name=name, value=name) for name in MEMBER_LIMITS]
-CREDIT_NOTE = ("Credits are known only once the provider accepts a job, so a credit limit stops new jobs once "
-               "usage has reached it: each job already being submitted at that moment may go one job past it.")
+# What each limit is, in words: shown beside its name, which stays visible because admins type it.
+LIMIT_LABELS = {
+    "user_daily_jobs": _("Jobs per member per day"),
+    "user_concurrent_jobs": _("Jobs per member at once"),
+    "user_monthly_credits": _("Credits per member per month"),
+    "server_daily_jobs": _("Jobs in this server per day"),
+    "server_monthly_credits": _("Credits in this server per month"),
+}
+CREDIT_NOTE = _("Credits are known only once the provider accepts a job, so a credit limit stops new jobs once "
+                "usage has reached it: each job already being submitted at that moment may go one job past it.")
 
 
 # The provider's balance is read live for /quota usage, but Discord wants the answer within 3 s: wait this long.
 BALANCE_WAIT_SECONDS = 1.5
-BALANCE_UNREAD = "The provider's balance could not be read right now."
-BALANCE_SHARED = ("This is the bot's whole Evolink account, shared by every server using this bot: not this "
-                  "server's budget (that is `/quota show`).")
+BALANCE_UNREAD = _("The provider's balance could not be read right now.")
+BALANCE_SHARED = _("This is the bot's whole Evolink account, shared by every server using this bot: not this "
+                   "server's budget (that is `/quota show`).")
 
 
 def _guild(interaction: discord.Interaction) -> int:
     """/quota is guild-only and checked, so there is always a guild id here."""
     if interaction.guild_id is None:
-        raise app_commands.NoPrivateMessage("/quota works in servers only.")
+        raise CheckRefused(_("/quota works in servers only."))
     return interaction.guild_id
 
 
-def _value(limit: EffectiveLimit | None, value: int | None = None) -> str:
-    value = limit.value if limit is not None else value
-    return "unlimited" if value is None else f"{value:,}"
+def limit_label(locale: object, name: str) -> str:
+    """A limit's name in words, in the reader's language (an unknown name is shown as it is)."""
+    return t(locale, LIMIT_LABELS[name]) if name in LIMIT_LABELS else name
 
 
-def _source(limit: EffectiveLimit) -> str:
+def _value(locale: object, value: int | None) -> str:
+    return t(locale, _("unlimited")) if value is None else f"{value:,}"
+
+
+def _source(locale: object, limit: EffectiveLimit) -> str:
     if limit.source.startswith("role:"):
-        return f"from role <@&{limit.source[5:]}>"
-    return "server setting" if limit.source == "server" else "operator default"
+        return t(locale, _("from role {role}"), role=f"<@&{limit.source[5:]}>")
+    return t(locale, _("server setting")) if limit.source == "server" else t(locale, _("operator default"))
 
 
 def _figure(value: float) -> str:
     return f"{value:,.1f}".removesuffix(".0")
+
+
+def log_line(locale: object, entry: QuotaLogEntry) -> str:
+    """One audit-log entry in the reader's language: a code rendered from its values, or (rows written before
+    codes) the English words as they were stored."""
+    params = entry.params
+    if entry.code is None:
+        text = entry.action or ""
+    elif entry.code == "set_limit":
+        text = (t(locale, _("set {name} = unlimited"), name=params["name"]) if params["value"] is None
+                else t(locale, _("set {name} = {value}"), name=params["name"], value=params["value"]))
+    elif entry.code == "role_limit":
+        role = f"<@&{params['role_id']}>"
+        text = (t(locale, _("role {role}: {name} unset"), role=role, name=params["name"]) if params["value"] is None
+                else t(locale, _("role {role}: {name} = {value}"), role=role, name=params["name"],
+                       value=params["value"]))
+    elif entry.code == "block":
+        member = f"<@{params['user_id']}>"
+        text = (t(locale, _("blocked {member}: {reason}"), member=member, reason=params["reason"]) if params["reason"]
+                else t(locale, _("blocked {member}"), member=member))
+    elif entry.code == "unblock":
+        text = t(locale, _("unblocked {member}"), member=f"<@{params['user_id']}>")
+    elif entry.code == "reset":
+        text = t(locale, _("reset usage of {member} ({count} job(s) this month)"), member=f"<@{params['user_id']}>",
+                 count=params["count"])
+    else:  # a code from a newer version of the bot: say what it is rather than nothing
+        text = f"{entry.code} {params}"
+    return f"<t:{int(entry.at)}:f> <@{entry.actor_id}>: {clip(text, 150)}"
 
 
 class QuotaGroup(app_commands.Group, name="quota", description="Limit what the bot may spend in this server",
@@ -64,7 +107,7 @@ class QuotaGroup(app_commands.Group, name="quota", description="Limit what the b
         """Discord's default_permissions is only a hint admins can change: check Manage Server on every call."""
         permissions = interaction.permissions
         if interaction.guild_id is None or not (permissions.manage_guild or permissions.administrator):
-            raise app_commands.CheckFailure("You need the Manage Server permission to use /quota.")
+            raise CheckRefused(_("You need the Manage Server permission to use /quota."))
         return True
 
     async def _reply(self, interaction: discord.Interaction, content: str | None = None,
@@ -77,22 +120,31 @@ class QuotaGroup(app_commands.Group, name="quota", description="Limit what the b
     async def show(self, interaction: discord.Interaction, member: discord.Member | None = None) -> None:
         quotas = self.bot.quotas
         guild_id = _guild(interaction)
+        locale = interaction.locale
         if member is None:
             limits = await quotas.server_limits(guild_id)
-            lines = [f"`{name}`: **{_value(limit)}** ({_source(limit)})" for name, limit in limits.items()]
+            lines = [t(locale, _("{label} · `{name}`: **{value}** ({source})"), label=limit_label(locale, name),
+                       name=name, value=_value(locale, limit.value), source=_source(locale, limit))
+                     for name, limit in limits.items()]
             for role_id, name, value in await quotas.role_limits(guild_id):
-                lines.append(f"role <@&{role_id}>: `{name}` = **{value:,}**")
-            embed = discord.Embed(title="Quota limits in this server", description=fit_lines(lines))
+                lines.append(t(locale, _("role {role}: `{name}` = **{value}**"), role=f"<@&{role_id}>", name=name,
+                               value=f"{value:,}"))
+            embed = discord.Embed(title=t(locale, _("Quota limits in this server")),
+                                  description=fit_lines(lines, empty=t(locale, _("none yet"))))
         else:
             limits = await quotas.member_limits(guild_id, [role.id for role in member.roles])
             usage = await quotas.usage(guild_id, member.id)
-            lines = [f"`{name}`: **{_figure(usage.of(name))}** used of **{_value(limit)}** ({_source(limit)})"
+            lines = [t(locale, _("{label} · `{name}`: **{used}** used of **{value}** ({source})"),
+                       label=limit_label(locale, name), name=name, used=_figure(usage.of(name)),
+                       value=_value(locale, limit.value), source=_source(locale, limit))
                      for name, limit in limits.items()]
             blocked = await quotas.blocked(guild_id, member.id)
             if blocked is not None:
-                lines.insert(0, "⛔ **Blocked**" + (f": {blocked[0]}" if blocked[0] else ""))
-            embed = discord.Embed(title=f"Quota of {member.display_name}", description=fit_lines(lines))
-        embed.set_footer(text=CREDIT_NOTE)
+                lines.insert(0, t(locale, _("⛔ **Blocked**: {reason}"), reason=blocked[0]) if blocked[0]
+                             else t(locale, _("⛔ **Blocked**")))
+            embed = discord.Embed(title=t(locale, _("Quota of {member}"), member=member.display_name),
+                                  description=fit_lines(lines, empty=t(locale, _("none yet"))))
+        embed.set_footer(text=t(locale, CREDIT_NOTE))
         await self._reply(interaction, embed=embed)
 
     @app_commands.command(name="set", description="Set a server limit")
@@ -101,14 +153,18 @@ class QuotaGroup(app_commands.Group, name="quota", description="Limit what the b
     async def set_(self, interaction: discord.Interaction, limit: str,
                    value: app_commands.Range[int, 0, MAX_LIMIT_VALUE]) -> None:
         await self.bot.quotas.set_limit(_guild(interaction), interaction.user.id, limit, value)
-        await self._reply(interaction, f"✅ `{limit}` is now **{value:,}** in this server.")
+        locale = interaction.locale
+        await self._reply(interaction, t(locale, _("✅ {label} · `{name}` is now **{value}** in this server."),
+                                         label=limit_label(locale, limit), name=limit, value=f"{value:,}"))
 
     @app_commands.command(name="unset", description="Make a server limit unlimited")
     @app_commands.describe(limit="Which limit to make unlimited in this server")
     @app_commands.choices(limit=LIMIT_CHOICES)
     async def unset(self, interaction: discord.Interaction, limit: str) -> None:
         await self.bot.quotas.clear_limit(_guild(interaction), interaction.user.id, limit)
-        await self._reply(interaction, f"✅ `{limit}` is now **unlimited** in this server.")
+        locale = interaction.locale
+        await self._reply(interaction, t(locale, _("✅ {label} · `{name}` is now **unlimited** in this server."),
+                                         label=limit_label(locale, limit), name=limit))
 
     @app_commands.command(name="role", description="Give a role its own member limit")
     @app_commands.describe(role="The role that gets its own limit", limit="Which member limit",
@@ -118,8 +174,11 @@ class QuotaGroup(app_commands.Group, name="quota", description="Limit what the b
                    value: app_commands.Range[int, 0, MAX_LIMIT_VALUE]) -> None:
         await self.bot.quotas.set_role_limit(_guild(interaction), interaction.user.id, role.id, limit,
                                              value)
-        await self._reply(interaction, f"✅ Members with {role.mention} get `{limit}` = **{value:,}** "
-                                       "(the most generous of their roles wins).")
+        locale = interaction.locale
+        await self._reply(interaction, t(locale, _("✅ Members with {role} get {label} · `{name}` = **{value}** "
+                                                   "(the most generous of their roles wins)."),
+                                         role=role.mention, label=limit_label(locale, limit), name=limit,
+                                         value=f"{value:,}"))
 
     @app_commands.command(name="role-unset", description="Remove a role's member limit")
     @app_commands.describe(role="The role whose own limit to remove", limit="Which member limit")
@@ -127,60 +186,80 @@ class QuotaGroup(app_commands.Group, name="quota", description="Limit what the b
     async def role_unset(self, interaction: discord.Interaction, role: discord.Role, limit: str) -> None:
         changed = await self.bot.quotas.set_role_limit(_guild(interaction), interaction.user.id,
                                                        role.id, limit, None)
-        await self._reply(interaction, f"✅ {role.mention} no longer sets `{limit}`." if changed
-                          else f"{role.mention} had no `{limit}` of its own; nothing changed.")
+        message = (_("✅ {role} no longer sets `{name}`.") if changed
+                   else _("{role} had no `{name}` of its own; nothing changed."))
+        await self._reply(interaction, t(interaction.locale, message, role=role.mention, name=limit))
 
     @app_commands.command(name="block", description="Stop a member from starting jobs")
     @app_commands.describe(member="The member to block", reason="Why (the member sees it when refused)")
     async def block(self, interaction: discord.Interaction, member: discord.Member,
                     reason: app_commands.Range[str, 1, 200] | None = None) -> None:
         await self.bot.quotas.block(_guild(interaction), interaction.user.id, member.id, reason)
-        await self._reply(interaction, f"⛔ {member.mention} can no longer start upscale jobs here.")
+        await self._reply(interaction, t(interaction.locale, _("⛔ {member} can no longer start upscale jobs here."),
+                                         member=member.mention))
 
     @app_commands.command(name="unblock", description="Let a blocked member start jobs again")
     @app_commands.describe(member="The member to unblock")
     async def unblock(self, interaction: discord.Interaction, member: discord.Member) -> None:
         changed = await self.bot.quotas.unblock(_guild(interaction), interaction.user.id, member.id)
-        await self._reply(interaction, f"✅ {member.mention} can start jobs again." if changed
-                          else f"{member.mention} was not blocked; nothing changed.")
+        message = _("✅ {member} can start jobs again.") if changed else _("{member} was not blocked; nothing changed.")
+        await self._reply(interaction, t(interaction.locale, message, member=member.mention))
 
     @app_commands.command(name="reset", description="Zero a member's usage for today and this month")
     @app_commands.describe(member="The member whose usage to zero")
     async def reset(self, interaction: discord.Interaction, member: discord.Member) -> None:
         count = await self.bot.quotas.reset_member(_guild(interaction), interaction.user.id, member.id)
-        await self._reply(interaction, f"✅ Usage of {member.mention} for today and this month is zeroed "
-                                       f"({count} job(s) no longer count for them; they still count for the server).")
+        await self._reply(interaction, t(interaction.locale, _(
+            "✅ Usage of {member} for today and this month is zeroed ({count} job(s) no longer count for them; "
+            "they still count for the server)."), member=member.mention, count=count))
 
-    async def _provider_balance(self) -> str:
+    async def _provider_balance(self, locale: object) -> str:
         """The provider account's balance in words, or a note when it cannot be read: never an error instead of
         the rest of the report."""
         try:
             balance = (await self.bot.credits.read(wait=BALANCE_WAIT_SECONDS)).balance
         except Exception as error:
             log.warning("/quota usage: the Evolink credit balance could not be read (%s)", error)
-            return BALANCE_UNREAD
+            return t(locale, BALANCE_UNREAD)
         if balance.unlimited:
-            return "**unlimited** credits"
-        return f"**{_figure(balance.remaining or 0.0)}** credits left"
+            return t(locale, _("**unlimited** credits"))
+        return t(locale, _("**{credits}** credits left"), credits=_figure(balance.remaining or 0.0))
 
     @app_commands.command(name="usage", description="This server's usage this month and today")
     async def usage(self, interaction: discord.Interaction) -> None:
-        report, balance = await asyncio.gather(self.bot.quotas.report(_guild(interaction)), self._provider_balance())
-        top = "\n".join(f"{i}. <@{user}>: {_figure(credits)} credits, {jobs} job(s)"
-                        for i, (user, jobs, credits) in enumerate(report["top"], 1)) or "nobody yet"
-        embed = discord.Embed(title="Upscale usage in this server", description=(
-            f"This month: **{_figure(report['month_credits'])}** credits, **{report['month_jobs']}** job(s)\n"
-            f"Today: **{report['day_jobs']}** job(s)\nRunning now: **{report['active_jobs']}** job(s)"))
-        embed.add_field(name="Top members this month", value=top, inline=False)
-        embed.add_field(name="Provider credits (the whole bot)", value=f"{balance}\n{BALANCE_SHARED}", inline=False)
-        embed.set_footer(text="Days and months are UTC. Failed and cancelled jobs are not counted.")
+        locale = interaction.locale
+        report, balance = await asyncio.gather(self.bot.quotas.report(_guild(interaction)),
+                                               self._provider_balance(locale))
+        top = "\n".join(t(locale, _("{rank}. {member}: {credits} credits, {jobs} job(s)"), rank=i,
+                          member=f"<@{user}>", credits=_figure(credits), jobs=jobs)
+                        for i, (user, jobs, credits) in enumerate(report["top"], 1)) or t(locale, _("nobody yet"))
+        description = "\n".join((
+            t(locale, _("This month: **{credits}** credits, **{jobs}** job(s)"),
+              credits=_figure(report["month_credits"]), jobs=report["month_jobs"]),
+            t(locale, _("Today: **{jobs}** job(s)"), jobs=report["day_jobs"]),
+            t(locale, _("Running now: **{jobs}** job(s)"), jobs=report["active_jobs"])))
+        embed = discord.Embed(title=t(locale, _("Upscale usage in this server")), description=description)
+        embed.add_field(name=t(locale, _("Top members this month")), value=top, inline=False)
+        embed.add_field(name=t(locale, _("Provider credits (the whole bot)")),
+                        value=f"{balance}\n{t(locale, BALANCE_SHARED)}", inline=False)
+        embed.set_footer(text=t(locale, _("Days and months are UTC. Failed and cancelled jobs are not counted.")))
         await self._reply(interaction, embed=embed)
 
     @app_commands.command(name="log", description="The last 20 quota changes")
     async def log(self, interaction: discord.Interaction) -> None:
         entries = await self.bot.quotas.log(_guild(interaction))
-        lines = [f"<t:{int(at)}:f> <@{actor}>: {clip(action, 150)}" for actor, at, action in entries]
-        await self._reply(interaction, embed=discord.Embed(title="Quota changes", description=fit_lines(lines)))
+        locale = interaction.locale
+        lines = [log_line(locale, entry) for entry in entries]
+        await self._reply(interaction, embed=discord.Embed(
+            title=t(locale, _("Quota changes")), description=fit_lines(lines, empty=t(locale, _("none yet")))))
+
+
+# /usage: what each member figure is, in words (no limit names: members do not type them).
+_MEMBER_FIGURES = (("user_daily_jobs", _("Jobs today"), "day"),
+                   ("user_concurrent_jobs", _("Jobs running"), None),
+                   ("user_monthly_credits", _("Credits this month"), "month"))
+_SERVER_FIGURES = (("server_daily_jobs", _("Server jobs today")),
+                   ("server_monthly_credits", _("Server credits this month")))
 
 
 class QuotaCog(commands.Cog):
@@ -190,26 +269,34 @@ class QuotaCog(commands.Cog):
     @app_commands.command(name="usage", description="Your upscale usage and what is left")
     async def usage(self, interaction: discord.Interaction) -> None:
         quotas = self.bot.quotas
+        locale = interaction.locale
         roles = [role.id for role in getattr(interaction.user, "roles", ())]
         limits = await quotas.member_limits(interaction.guild_id, roles)
         usage = await quotas.usage(interaction.guild_id, interaction.user.id)
         p = quotas.periods()
         lines = []
-        for name, label, resets in (("user_daily_jobs", "Jobs today", p.next_day),
-                                    ("user_concurrent_jobs", "Jobs running", None),
-                                    ("user_monthly_credits", "Credits this month", p.next_month)):
+        for name, label, period in _MEMBER_FIGURES:
             limit = limits[name].value
             used = usage.of(name)
-            left = "no limit" if limit is None else f"{_figure(max(0.0, limit - used))} left of {limit:,}"
-            when = f", resets <t:{resets}:R>" if resets and limit is not None else ""
-            lines.append(f"{label}: **{_figure(used)}** ({left}{when})")
-        for name, label in (("server_daily_jobs", "Server jobs today"),
-                            ("server_monthly_credits", "Server credits this month")):
+            figures = {"label": t(locale, label), "used": _figure(used)}
+            if limit is None:
+                lines.append(t(locale, _("{label}: **{used}** (no limit)"), **figures))
+                continue
+            figures.update(left=_figure(max(0.0, limit - used)), limit=f"{limit:,}")
+            if period is None:
+                lines.append(t(locale, _("{label}: **{used}** ({left} left of {limit})"), **figures))
+            else:
+                resets = p.next_day if period == "day" else p.next_month
+                lines.append(t(locale, _("{label}: **{used}** ({left} left of {limit}, resets {reset})"),
+                               reset=f"<t:{resets}:R>", **figures))
+        for name, label in _SERVER_FIGURES:
             limit = limits[name].value
             if limit is not None:
-                lines.append(f"{label}: {_figure(usage.of(name))} of {limit:,}")
+                lines.append(t(locale, _("{label}: {used} of {limit}"), label=t(locale, label),
+                               used=_figure(usage.of(name)), limit=f"{limit:,}"))
         await interaction.response.send_message(
-            embed=discord.Embed(title="Your upscale usage", description="\n".join(lines)), ephemeral=True)
+            embed=discord.Embed(title=t(locale, _("Your upscale usage")), description="\n".join(lines)),
+            ephemeral=True)
 
 
 async def setup(bot: UpscaleBot) -> None:

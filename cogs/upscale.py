@@ -15,7 +15,8 @@ import discord
 from discord import app_commands
 from discord.ext import commands
 
-from bot.messages import task_card, task_list
+from bot.i18n import _, t
+from bot.messages import status_label, task_card, task_list
 from bot.quota import QuotaExceeded
 from bot.tasks import SubmissionFailed
 from bot.text import CHOICE_MAX, CONTENT_MAX, clip
@@ -28,9 +29,9 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 SCALE_CHOICES = [
-    app_commands.Choice(name="1× (enhance, same size)", value=1),
-    app_commands.Choice(name="2× (default)", value=2),
-    app_commands.Choice(name="4×", value=4),
+    app_commands.Choice(name=_("1× (enhance, same size)"), value=1),
+    app_commands.Choice(name=_("2× (default)"), value=2),
+    app_commands.Choice(name=_("4×"), value=4),
 ]
 
 
@@ -62,7 +63,8 @@ async def start_job(bot: UpscaleBot, interaction: discord.Interaction, *, source
     deferring = asyncio.create_task(interaction.response.defer(thinking=True))
     reserving = asyncio.create_task(bot.tasks.reserve(
         guild_id=interaction.guild_id, channel_id=interaction.channel_id or 0, user_id=interaction.user.id,
-        source=source, scale=scale, role_ids=role_ids))
+        source=source, scale=scale, role_ids=role_ids, locale=str(interaction.locale),
+        guild_locale=str(interaction.guild_locale) if interaction.guild_locale else None))
     await asyncio.wait({deferring, reserving})
     if deferring.exception() is not None:
         if reserving.exception() is None:
@@ -76,14 +78,15 @@ async def start_job(bot: UpscaleBot, interaction: discord.Interaction, *, source
             await interaction.delete_original_response()
         except discord.HTTPException as error:
             log.info("could not delete the deferred reply (%s)", error.code)
-        await interaction.followup.send(clip(f"❌ {failure}", CONTENT_MAX), ephemeral=True)
+        reason = failure.render(interaction.locale) if hasattr(failure, "render") else str(failure)
+        await interaction.followup.send(clip(f"❌ {reason}", CONTENT_MAX), ephemeral=True)
         return None
     bot.messenger.remember_interaction(task.id, interaction, received_at)
-    message = await interaction.edit_original_response(embed=task_card(task))
+    message = await interaction.edit_original_response(embed=task_card(task, interaction.locale))
     latest = await bot.tasks.attach_card(task, message.id)
     if latest is not None and latest.notified_at is not None:
         # The poller told the member while the card was being sent: show the end state on it too.
-        await interaction.edit_original_response(embed=task_card(latest))
+        await interaction.edit_original_response(embed=task_card(latest, interaction.locale))
     return latest or task
 
 
@@ -91,9 +94,10 @@ class UpscaleCog(commands.Cog):
     def __init__(self, bot: UpscaleBot) -> None:
         self.bot = bot
 
-    @app_commands.command(name="upscale", description="Upscale a video (.mp4, up to 50 MB) with Topaz")
-    @app_commands.describe(video="An .mp4 file to upscale", url="Or an https link to an .mp4 file",
-                           scale="How much larger (default 2×)")
+    @app_commands.command(name=_("upscale"), description=_("Upscale a video (.mp4, up to 50 MB) with Topaz"))
+    @app_commands.describe(video=_("An .mp4 file to upscale"), url=_("Or an https link to an .mp4 file"),
+                           scale=_("How much larger (default 2×)"))
+    @app_commands.rename(video=_("video"), url=_("url"), scale=_("scale"))
     @app_commands.choices(scale=SCALE_CHOICES)
     async def upscale(self, interaction: discord.Interaction, video: discord.Attachment | None = None,
                       url: str | None = None, scale: int = 2) -> None:
@@ -104,27 +108,30 @@ class UpscaleCog(commands.Cog):
         scale = validate_scale(scale)
         await start_job(self.bot, interaction, source=source, scale=scale, received_at=received_at)
 
-    @app_commands.command(name="tasks", description="Your recent upscale jobs")
+    @app_commands.command(name=_("tasks"), description=_("Your recent upscale jobs"))
     async def tasks(self, interaction: discord.Interaction) -> None:
+        locale = interaction.locale
         records = await self.bot.tasks.user_tasks(interaction.user.id, limit=10)
         if not records:
             await interaction.response.send_message(
-                "You have no upscale jobs yet. Start one with /upscale.", ephemeral=True)
+                t(locale, _("You have no upscale jobs yet. Start one with /upscale.")), ephemeral=True)
             return
-        embed = discord.Embed(title="Your recent upscale jobs",
-                              description=task_list(records))
-        embed.set_footer(text="Result links expire 24 hours after completion. /task id:<id> shows one job.")
+        embed = discord.Embed(title=t(locale, _("Your recent upscale jobs")), description=task_list(records, locale))
+        embed.set_footer(text=t(locale, _("Result links expire 24 hours after completion. /task id:<id> shows one "
+                                          "job.")))
         await interaction.response.send_message(embed=embed, ephemeral=True)
 
-    @app_commands.command(name="task", description="Show one of your upscale jobs")
-    @app_commands.describe(id="The task id (from /tasks or the task card)")
+    @app_commands.command(name=_("task"), description=_("Show one of your upscale jobs"))
+    @app_commands.describe(id=_("The task id (from /tasks or the task card)"))
+    @app_commands.rename(id=_("id"))
     async def task(self, interaction: discord.Interaction, id: app_commands.Range[str, 1, 200]) -> None:
         record = await self.bot.tasks.find_user_task(interaction.user.id, id)
         if record is None:
             await interaction.response.send_message(
-                "None of your jobs has that id. /tasks lists your recent jobs.", ephemeral=True)
+                t(interaction.locale, _("None of your jobs has that id. /tasks lists your recent jobs.")),
+                ephemeral=True)
             return
-        await interaction.response.send_message(embed=task_card(record), ephemeral=True)
+        await interaction.response.send_message(embed=task_card(record, interaction.locale), ephemeral=True)
 
     @task.autocomplete("id")
     async def task_id_autocomplete(self, interaction: discord.Interaction,
@@ -132,7 +139,8 @@ class UpscaleCog(commands.Cog):
         records = await self.bot.tasks.user_tasks(interaction.user.id, limit=25, prefix=current.strip())
         # Discord refuses a choice over 100 characters; our own number stands in for a longer upstream id.
         return [
-            app_commands.Choice(name=clip(f"{task.display_id} · {task.status} · {task.scale}×", CHOICE_MAX),
+            app_commands.Choice(name=clip(f"{task.display_id} · {status_label(task.status, interaction.locale)} · "
+                                          f"{task.scale}×", CHOICE_MAX),
                                 value=task.display_id if len(task.display_id) <= CHOICE_MAX else f"#{task.id}")
             for task in records
         ]

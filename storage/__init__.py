@@ -91,6 +91,19 @@ class QuotaUsage:
 
 
 @dataclass(frozen=True, slots=True)
+class QuotaLogEntry:
+    """One change in a server's quota audit log. Since migration sqlite 0008 / postgres 0006 a change is a `code`
+    and its `params` (bot.quota.LOG_CODES), rendered in the reader's language; rows written before keep their
+    English `action` words (and no code), shown as they are."""
+
+    actor_id: int
+    at: float
+    code: str | None
+    params: Mapping[str, Any] = field(default_factory=dict)
+    action: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class NewTask:
     """What the task service knows before the paid POST."""
 
@@ -216,9 +229,14 @@ class Storage(Protocol):
 
     async def reset_member_usage(self, guild_id: int, user_id: int, *, month: str) -> int: ...
 
-    async def add_quota_log(self, guild_id: int, actor_id: int, at: float, action: str) -> None: ...
+    async def add_quota_log(self, guild_id: int, actor_id: int, at: float, code: str,
+                            params: Mapping[str, Any]) -> None:
+        """Log an admin change as a code and its values (JSON-serialisable), not as words."""
+        ...
 
-    async def quota_log(self, guild_id: int, limit: int = 20) -> list[tuple[int, float, str]]: ...
+    async def quota_log(self, guild_id: int, limit: int = 20) -> list[QuotaLogEntry]:
+        """The last `limit` changes, newest first."""
+        ...
 
     # Copying a whole database (`python -m bot copy-db`, bot/copy_db.py; storage/*_copy.py). Tables are those of
     # storage.schema.TABLE_KEYS; table_counts, iter_rows, insert_rows, id_high_water and after_copy run inside

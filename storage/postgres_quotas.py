@@ -16,7 +16,8 @@ from typing import Any
 
 import asyncpg
 
-from storage import ACTIVE_STATUSES, NewTask, QuotaUsage, TaskRecord
+from storage import ACTIVE_STATUSES, NewTask, QuotaLogEntry, QuotaUsage, TaskRecord
+from storage.schema import log_entry, log_params
 
 _ACTIVE = "status IN ({})".format(", ".join(f"'{s}'" for s in ("submitting", *ACTIVE_STATUSES)))
 _HELD = "quota_state = 'held'"
@@ -161,11 +162,12 @@ class PostgresQuotas:
             "UPDATE tasks SET member_reset = 1 WHERE guild_id = $1 AND user_id = $2 AND quota_month = $3 "
             "AND member_reset = 0", guild_id, user_id, month))
 
-    async def add_quota_log(self, guild_id: int, actor_id: int, at: float, action: str) -> None:
-        await self._pool.execute("INSERT INTO quota_log (guild_id, actor_id, at, action) VALUES ($1, $2, $3, $4)",
-                                 guild_id, actor_id, at, action)
+    async def add_quota_log(self, guild_id: int, actor_id: int, at: float, code: str,
+                            params: Mapping[str, Any]) -> None:
+        await self._pool.execute("INSERT INTO quota_log (guild_id, actor_id, at, code, params) "
+                                 "VALUES ($1, $2, $3, $4, $5)", guild_id, actor_id, at, code, log_params(params))
 
-    async def quota_log(self, guild_id: int, limit: int = 20) -> list[tuple[int, float, str]]:
-        rows = await self._pool.fetch("SELECT actor_id, at, action FROM quota_log WHERE guild_id = $1 "
+    async def quota_log(self, guild_id: int, limit: int = 20) -> list[QuotaLogEntry]:
+        rows = await self._pool.fetch("SELECT actor_id, at, code, params, action FROM quota_log WHERE guild_id = $1 "
                                       "ORDER BY id DESC LIMIT $2", guild_id, limit)
-        return [(int(a), float(t), str(x)) for a, t, x in rows]
+        return [log_entry(*row) for row in rows]

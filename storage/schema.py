@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Callable, Mapping, Sequence
 from importlib import resources
 from typing import Any
 
-from storage import ACTIVE_STATUSES, TASK_COLUMNS
+from storage import ACTIVE_STATUSES, TASK_COLUMNS, QuotaLogEntry
 
 _MIGRATION_NAME = re.compile(r"^(\d{4})_[a-z0-9_]+\.sql$")
 
@@ -79,3 +80,14 @@ def check_copy_names(table: str, columns: Sequence[str]) -> None:
     bad = [name for name in columns if not _IDENTIFIER.match(name)]
     if bad or not columns:
         raise ValueError(f"bad column names for {table}: {bad or 'none'}")
+
+
+def log_params(params: Mapping[str, Any]) -> str:
+    """An audit-log entry's values as the JSON text both dialects store (keys sorted: one text per entry)."""
+    return json.dumps(dict(params), sort_keys=True, ensure_ascii=False)
+
+
+def log_entry(actor_id: int, at: float, code: str | None, params: str | None, action: str | None) -> QuotaLogEntry:
+    """A quota_log row as read back: a code with its values, or (rows from before codes) the English words."""
+    return QuotaLogEntry(actor_id=int(actor_id), at=float(at), code=code, params=json.loads(params) if params else {},
+                         action=action)

@@ -8,7 +8,8 @@ from typing import Any
 
 import aiosqlite
 
-from storage import ACTIVE_STATUSES, NewTask, QuotaUsage, TaskRecord
+from storage import ACTIVE_STATUSES, NewTask, QuotaLogEntry, QuotaUsage, TaskRecord
+from storage.schema import log_entry, log_params
 
 _ACTIVE = "status IN ({})".format(", ".join(f"'{s}'" for s in ("submitting", *ACTIVE_STATUSES)))
 _HELD = "quota_state = 'held'"
@@ -137,11 +138,12 @@ class SQLiteQuotas:
         await cur.close()
         return count
 
-    async def add_quota_log(self, guild_id: int, actor_id: int, at: float, action: str) -> None:
-        await self._db.execute("INSERT INTO quota_log (guild_id, actor_id, at, action) VALUES (?, ?, ?, ?)",
-                               (guild_id, actor_id, at, action))
+    async def add_quota_log(self, guild_id: int, actor_id: int, at: float, code: str,
+                            params: Mapping[str, Any]) -> None:
+        await self._db.execute("INSERT INTO quota_log (guild_id, actor_id, at, code, params) VALUES (?, ?, ?, ?, ?)",
+                               (guild_id, actor_id, at, code, log_params(params)))
 
-    async def quota_log(self, guild_id: int, limit: int = 20) -> list[tuple[int, float, str]]:
-        async with self._db.execute("SELECT actor_id, at, action FROM quota_log WHERE guild_id = ? "
+    async def quota_log(self, guild_id: int, limit: int = 20) -> list[QuotaLogEntry]:
+        async with self._db.execute("SELECT actor_id, at, code, params, action FROM quota_log WHERE guild_id = ? "
                                     "ORDER BY id DESC LIMIT ?", (guild_id, limit)) as cur:
-            return [(int(a), float(t), str(x)) for a, t, x in await cur.fetchall()]
+            return [log_entry(*row) for row in await cur.fetchall()]

@@ -134,6 +134,9 @@ _SQLITE_UNDO = {
         "DROP TABLE throttles"),
     6: ("DROP TABLE member_settings",),
     7: ("ALTER TABLE tasks DROP COLUMN locale", "ALTER TABLE tasks DROP COLUMN guild_locale"),
+    # An older bot wrote words: new rows keep their code as their words (the NOT NULL of `action` stays dropped).
+    8: ("UPDATE quota_log SET action = code WHERE action IS NULL", "ALTER TABLE quota_log DROP COLUMN code",
+        "ALTER TABLE quota_log DROP COLUMN params"),
 }
 
 

@@ -201,8 +201,9 @@ async def assert_copied(source: str, target: str) -> None:
     try:
         new = await QuotaService(store, UNLIMITED, clock=Clock(NOW)).reserve(_new(BOB, GUILD, "new.mp4", 0.0), [])
         assert new.id == top_task + 1, "the next task gets a new number above the copied ones"
-        await store.add_quota_log(GUILD, ADMIN, 0.0, "after the move")
-        assert (await store.quota_log(GUILD, 1))[0][2] == "after the move"
+        await store.add_quota_log(GUILD, ADMIN, 0.0, "unblock", {"user_id": CAROL})
+        [after] = await store.quota_log(GUILD, 1)
+        assert (after.code, after.params, after.action) == ("unblock", {"user_id": CAROL}, None)
     finally:
         await store.close()
     assert max(row["id"] for row in (await dump(target))["quota_log"]) == top_log + 1

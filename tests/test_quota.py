@@ -150,8 +150,9 @@ async def test_blocked_members_start_nothing_and_reset_zeroes_the_member_only(st
     usage = await quotas.usage(GUILD, ALICE)
     assert (usage.user_daily_jobs, usage.server_daily_jobs) == (0, 1)
     await quotas.reserve(_task(), [])
-    actions = [action for _, _, action in await quotas.log(GUILD)]
-    assert actions[0].startswith("reset usage") and "blocked <@20>: spam" in actions
+    logged = [(entry.code, dict(entry.params)) for entry in await quotas.log(GUILD)]
+    assert logged == [("reset", {"user_id": ALICE, "count": 1}), ("unblock", {"user_id": BOB}),
+                      ("block", {"user_id": BOB, "reason": "spam"})], "codes and values, newest first"
 
 
 async def test_dms_use_the_operator_defaults_per_user(storage: Storage) -> None:
