@@ -75,6 +75,26 @@ def t(locale: object, message: str, /, **values: object) -> str:
         return message.format(**values)
 
 
+class Phrase:
+    """A message id and its values, rendered later in the reader's language: render(locale). A value that is itself
+    a Phrase (a command's name, one reason inside another) is rendered in the same language. str() is English."""
+
+    def __init__(self, message: str, /, **values: object) -> None:
+        self.message = message
+        self.values = values
+
+    def render(self, locale: object) -> str:
+        values = {name: value.render(locale) if isinstance(value, Phrase) else value
+                  for name, value in self.values.items()}
+        if not values:
+            # Nothing to fill in: the text is used as it is, so braces in a sentence built elsewhere stay harmless.
+            return translate(locale, self.message) or self.message
+        return t(locale, self.message, **values)
+
+    def __str__(self) -> str:
+        return self.render(SOURCE_LANGUAGE)
+
+
 def placeholders(text: str) -> set[str]:
     """The `{names}` a message or a translation uses (to check that a translation keeps them all)."""
     return {name for _, name, _, _ in string.Formatter().parse(text) if name is not None}

@@ -258,7 +258,7 @@ def task_list(tasks: list[TaskRecord], locale: object = None) -> str:
         if len(line) > room - rest:
             line = task_line(task, with_link=False, locale=locale)
         lines.append(line)
-    return fit_lines(lines, empty=t(locale, _("none yet")))
+    return fit_lines(lines, locale)
 
 
 def _duration(seconds: float, locale: object = None) -> str:

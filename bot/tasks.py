@@ -8,14 +8,14 @@ import time
 from collections.abc import Callable
 
 from bot.evolink import ErrorKind, EvolinkClient, EvolinkError, TaskSnapshot
-from bot.i18n import _, t
+from bot.i18n import _
 from bot.lifecycle import Lease, next_status, poll_delay
 from bot.messages import submission_error
 from bot.metrics import Metrics
 from bot.numbers import whole_number
 from bot.quota import QuotaService
 from bot.text import clip
-from bot.validation import VideoSource
+from bot.validation import Refusal, VideoSource
 from storage import UPSTREAM_FINAL_STATUSES, NewTask, Storage, TaskRecord
 
 log = logging.getLogger(__name__)
@@ -25,17 +25,13 @@ OPERATOR_ERRORS = frozenset({ErrorKind.AUTH, ErrorKind.NO_CREDITS, ErrorKind.FOR
 MAX_UNREADABLE_POLLS = 20
 
 
-class SubmissionFailed(Exception):
+class SubmissionFailed(Refusal):
     """The paid POST did not create a task (the row is already `failed`): a message id and its values, rendered
     in the member's language by render(); str() is the English."""
 
     def __init__(self, reason: tuple[str, dict[str, object]], task: TaskRecord) -> None:
-        self.message, self.values = reason
-        super().__init__(t(None, self.message, **self.values))
+        super().__init__(reason[0], **reason[1])
         self.task = task
-
-    def render(self, locale: object) -> str:
-        return t(locale, self.message, **self.values)
 
 
 class TaskService:

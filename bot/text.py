@@ -10,6 +10,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
+from bot.i18n import _, t
+
 if TYPE_CHECKING:
     import discord
 
@@ -48,8 +50,8 @@ def one_line(text: str, limit: int) -> str:
     return clip(" ".join(text.split()), limit)
 
 
-def fit_lines(lines: Sequence[str], limit: int = EMBED_DESCRIPTION_MAX, empty: str = "none yet") -> str:
-    """Join lines while they fit in `limit`, then say how many were left out."""
+def fit_lines(lines: Sequence[str], locale: object = None, limit: int = EMBED_DESCRIPTION_MAX) -> str:
+    """Join lines while they fit in `limit`, then say (in the reader's language) how many were left out."""
     text = ""
     for index, line in enumerate(lines):
         last = index == len(lines) - 1
@@ -58,9 +60,9 @@ def fit_lines(lines: Sequence[str], limit: int = EMBED_DESCRIPTION_MAX, empty: s
             text = clip(line, room)
             continue
         if len(text) + 1 + len(line) > room:
-            return f"{text}\n… and {len(lines) - index} more"
+            return f"{text}\n{t(locale, _('… and {count} more'), count=len(lines) - index)}"
         text = f"{text}\n{line}"
-    return text or empty
+    return text or t(locale, _("none yet"))
 
 
 def _embed_total(embed: discord.Embed) -> int:

@@ -19,7 +19,7 @@ import unicodedata
 from dataclasses import dataclass
 from urllib.parse import unquote, urlsplit
 
-from bot.i18n import SOURCE_LANGUAGE, _, t, translate
+from bot.i18n import Phrase, _
 from bot.text import clip, clip_middle
 
 __all__ = [
@@ -67,28 +67,14 @@ _NAT64_NETS = (ipaddress.IPv6Network("64:ff9b::/96"), ipaddress.IPv6Network("64:
 _HIDDEN_CATEGORIES = frozenset({"Cc", "Cf", "Cs", "Co", "Cn"})
 
 
-class Refusal(Exception):
+class Refusal(Phrase, Exception):
     """What a member is told instead of what they asked for, kept as a message id and its values rather than a
     finished sentence, so each member reads it in their own language: render(locale) at the edge. str() is the
     English text (logs, and code that has no member to ask)."""
 
     def __init__(self, message: str, /, **values: object) -> None:
-        super().__init__(message)
-        self.message = message
-        self.values = values
-
-    def render(self, locale: object) -> str:
-        """The text in `locale`'s language (English when there is no catalogue or translation). A value that is
-        itself a Refusal (one reason inside another) is rendered in the same language."""
-        values = {name: value.render(locale) if isinstance(value, Refusal) else value
-                  for name, value in self.values.items()}
-        if not values:
-            # Nothing to fill in: the text is used as it is, so braces in a sentence built elsewhere stay harmless.
-            return translate(locale, self.message) or self.message
-        return t(locale, self.message, **values)
-
-    def __str__(self) -> str:
-        return self.render(SOURCE_LANGUAGE)
+        Exception.__init__(self, message)
+        Phrase.__init__(self, message, **values)
 
 
 class InputError(Refusal):

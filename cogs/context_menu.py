@@ -18,6 +18,7 @@ import discord
 from discord import app_commands
 from discord.ext import commands
 
+from bot.i18n import Phrase, _, t
 from bot.text import CONTENT_MAX, clip
 from bot.validation import ALLOWED_SCALES, AttachmentInfo, InputError, VideoSource, resolve_source
 from cogs.errors import UNEXPECTED, reply_privately
@@ -28,13 +29,18 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-MENU_NAME = "Upscale video"
+MENU_NAME = _("Upscale video")  # as members see it in their language: menu_name(locale)
 DEFAULT_SCALE = 2
 PROMPT_SECONDS = 600.0  # the buttons answer for 10 minutes, well inside the prompt's 15-minute token
-NO_ATTACHMENT = (f"That message has no attachment: {MENU_NAME} works on a message with an .mp4 video attached. "
-                 "For a link, use /upscale url:.")
-NOT_YOURS = f"These buttons aren't yours: use {MENU_NAME} on the message yourself to upscale it."
-ALREADY_STARTED = "That job is already being started: its task card is in the channel."
+NO_ATTACHMENT = _("That message has no attachment: {menu} works on a message with an .mp4 video attached. "
+                  "For a link, use /upscale url:.")
+NOT_YOURS = _("These buttons aren't yours: use {menu} on the message yourself to upscale it.")
+ALREADY_STARTED = _("That job is already being started: its task card is in the channel.")
+
+
+def menu_name(locale: object) -> str:
+    """The menu's name as Discord shows it to a member with this locale (the command's own localisation)."""
+    return t(locale, MENU_NAME)
 
 
 def pick_video(attachments: Sequence[AttachmentInfo]) -> tuple[VideoSource, int]:
@@ -44,7 +50,7 @@ def pick_video(attachments: Sequence[AttachmentInfo]) -> tuple[VideoSource, int]
     first attachment's ("Only .mp4 videos are supported"), else the first .mp4's (too big, not a video, ...).
     """
     if not attachments:
-        raise InputError(NO_ATTACHMENT)
+        raise InputError(NO_ATTACHMENT, menu=Phrase(MENU_NAME))
     candidates = [a for a in attachments if a.filename.lower().endswith(".mp4")] or list(attachments[:1])
     first_error: InputError | None = None
     for attachment in candidates:
@@ -55,8 +61,8 @@ def pick_video(attachments: Sequence[AttachmentInfo]) -> tuple[VideoSource, int]
     assert first_error is not None
     if len(candidates) == 1:
         raise first_error
-    raise InputError(f"None of the {len(candidates)} .mp4 files on that message can be upscaled. "
-                     f"The first one: {first_error}")
+    raise InputError(_("None of the {count} .mp4 files on that message can be upscaled. The first one: {reason}"),
+                     count=len(candidates), reason=first_error)
 
 
 def shown(label: str) -> str:
@@ -94,13 +100,14 @@ class ScalePrompt(discord.ui.View):
         # Discord shows an ephemeral prompt to its member only; checked anyway, as the member's id is what counts.
         if interaction.user.id == self.owner_id:
             return True
-        await interaction.response.send_message(NOT_YOURS, ephemeral=True)
+        await interaction.response.send_message(t(interaction.locale, NOT_YOURS, menu=menu_name(interaction.locale)),
+                                                ephemeral=True)
         return False
 
     async def start(self, interaction: discord.Interaction, pressed: ScaleButton) -> None:
         received_at = time.monotonic()
         if self.started:  # a double click, or a press that arrived before the buttons were disabled
-            await interaction.response.send_message(ALREADY_STARTED, ephemeral=True)
+            await interaction.response.send_message(t(interaction.locale, ALREADY_STARTED), ephemeral=True)
             return
         self.started = True  # set before any await: a second press can never start a second job
         for item in self.children:
@@ -109,16 +116,16 @@ class ScalePrompt(discord.ui.View):
                 item.style = discord.ButtonStyle.success if item is pressed else discord.ButtonStyle.secondary
         # The prompt is edited through the menu's token while the press is acknowledged through its own.
         showing = asyncio.create_task(self._show(
-            f"{self.intro}\n⏳ Starting at **{pressed.scale}×**: the task card follows in the channel."))
+            _("⏳ Starting at **{scale}×**: the task card follows in the channel."), scale=pressed.scale))
         try:
             task = await start_job(self.bot, interaction, source=self.source, scale=pressed.scale,
                                    received_at=received_at)
         finally:
             await showing
         if task is None:
-            await self._show(f"{self.intro}\n❌ Not started (the reason is below). Use {MENU_NAME} again to retry.")
+            await self._show(_("❌ Not started (the reason is below). Use {menu} again to retry."))
         else:
-            await self._show(f"{self.intro}\n✅ Started at **{pressed.scale}×**: the task card is in the channel.")
+            await self._show(_("✅ Started at **{scale}×**: the task card is in the channel."), scale=pressed.scale)
 
     async def on_timeout(self) -> None:
         if self.started:
@@ -126,14 +133,17 @@ class ScalePrompt(discord.ui.View):
         for item in self.children:
             if isinstance(item, discord.ui.Button):
                 item.disabled = True
-        await self._show(f"{self.intro}\n⌛ These buttons expired. Use {MENU_NAME} on the message again.")
+        await self._show(_("⌛ These buttons expired. Use {menu} on the message again."))
 
     async def on_error(self, interaction: discord.Interaction, error: Exception, item: discord.ui.Item[Any]) -> None:
         log.error("the %s scale button failed", MENU_NAME, exc_info=error)
-        await reply_privately(interaction, UNEXPECTED)
+        await reply_privately(interaction, t(interaction.locale, UNEXPECTED))
 
-    async def _show(self, content: str) -> None:
-        """Edit the private prompt; it is only a view of what happened, so a failure is logged, never raised."""
+    async def _show(self, message: str, **values: object) -> None:
+        """Edit the private prompt (the intro, then `message` in the member's language); it is only a view of what
+        happened, so a failure is logged, never raised."""
+        locale = self.origin.locale
+        content = f"{self.intro}\n{t(locale, message, menu=menu_name(locale), **values)}"
         try:
             await self.origin.edit_original_response(content=clip(content, CONTENT_MAX), view=self)
         except discord.HTTPException as error:
@@ -146,23 +156,24 @@ class ContextMenuCog(commands.Cog):
     def __init__(self, bot: UpscaleBot) -> None:
         self.bot = bot
         self.prompt_seconds = PROMPT_SECONDS
-        self.menu = app_commands.ContextMenu(name=MENU_NAME, callback=self.upscale_video)
+        self.menu = app_commands.ContextMenu(name=app_commands.locale_str(MENU_NAME), callback=self.upscale_video)
         bot.tree.add_command(self.menu)
 
     async def cog_unload(self) -> None:
         self.bot.tree.remove_command(self.menu.name, type=self.menu.type)
 
     async def upscale_video(self, interaction: discord.Interaction, message: discord.Message) -> None:
-        refuse_outside_servers(self.bot, interaction, MENU_NAME)
+        refuse_outside_servers(self.bot, interaction, Phrase(MENU_NAME))
+        locale = interaction.locale
         source, considered = pick_video([attachment_info(a) for a in message.attachments])
-        which = f" (the first usable one of {considered} .mp4 files)" if considered > 1 else ""
-        intro = f"🎬 **{shown(source.label)}**{which}"
+        intro = (t(locale, _("🎬 **{file}** (the first usable one of {count} .mp4 files)"), file=shown(source.label),
+                   count=considered) if considered > 1 else f"🎬 **{shown(source.label)}**")
         view = ScalePrompt(self.bot, origin=interaction, source=source, intro=intro, timeout=self.prompt_seconds)
         minutes = max(1, round(self.prompt_seconds / 60))
         await interaction.response.send_message(
-            clip(f"{intro}\nChoose the scale to start the upscale ({DEFAULT_SCALE}× is the usual choice). "
-                 f"Only you see this; the buttons work for {minutes} minute{'s' if minutes != 1 else ''}.",
-                 CONTENT_MAX),
+            clip(f"{intro}\n" + t(locale, _("Choose the scale to start the upscale ({scale}× is the usual choice). "
+                                             "Only you see this; the buttons work for {minutes} min."),
+                                   scale=DEFAULT_SCALE, minutes=minutes), CONTENT_MAX),
             view=view, ephemeral=True, allowed_mentions=discord.AllowedMentions.none())
 
 

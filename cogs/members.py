@@ -13,15 +13,16 @@ from bot.i18n import _, t
 if TYPE_CHECKING:
     from bot.client import UpscaleBot
 
-STATES = [app_commands.Choice(name="on", value="on"), app_commands.Choice(name="off", value="off")]
+STATES = [app_commands.Choice(name=_("on"), value="on"), app_commands.Choice(name=_("off"), value="off")]
+_OPTION_NAMES = (_("results"),)  # discord.py asks the translator for option names too; marked for the catalogues
 
 
 class MembersCog(commands.Cog):
     def __init__(self, bot: UpscaleBot) -> None:
         self.bot = bot
 
-    @app_commands.command(name="dms", description="Get your upscale results by DM too, or not")
-    @app_commands.describe(results="on: results by DM as well as in the channel; off: in the channel only")
+    @app_commands.command(name=_("dms"), description=_("Get your upscale results by DM too, or not"))
+    @app_commands.describe(results=_("on: results by DM as well as in the channel; off: in the channel only"))
     @app_commands.choices(results=STATES)
     async def dms(self, interaction: discord.Interaction, results: str | None = None) -> None:
         notifier = self.bot.notifier

@@ -24,6 +24,11 @@ log = logging.getLogger(__name__)
 
 LIMIT_CHOICES = [app_commands.Choice(name=name, value=name) for name in LIMIT_NAMES]
 MEMBER_LIMIT_CHOICES = [app_commands.Choice(name=name, value=name) for name in MEMBER_LIMITS]
+# discord.py asks the translator for every option name and choice name too; marked here for the catalogues.
+# Limit names are what admins type and what /quota replies quote: a translation keeps the name and adds words.
+_OPTION_NAMES = (_("member"), _("limit"), _("value"), _("role"), _("reason"),
+                 _("user_daily_jobs"), _("user_concurrent_jobs"), _("user_monthly_credits"), _("server_daily_jobs"),
+                 _("server_monthly_credits"))
 # What each limit is, in words: shown beside its name, which stays visible because admins type it.
 LIMIT_LABELS = {
     "user_daily_jobs": _("Jobs per member per day"),
@@ -97,7 +102,7 @@ def log_line(locale: object, entry: QuotaLogEntry) -> str:
     return f"<t:{int(entry.at)}:f> <@{entry.actor_id}>: {clip(text, 150)}"
 
 
-class QuotaGroup(app_commands.Group, name="quota", description="Limit what the bot may spend in this server",
+class QuotaGroup(app_commands.Group, name=_("quota"), description=_("Limit what the bot may spend in this server"),
                  guild_only=True, default_permissions=discord.Permissions(manage_guild=True)):
     def __init__(self, bot: UpscaleBot) -> None:
         super().__init__()
@@ -115,8 +120,8 @@ class QuotaGroup(app_commands.Group, name="quota", description="Limit what the b
         await interaction.response.send_message(content, embed=None if embed is None else fit_embed(embed),
                                                 ephemeral=True, allowed_mentions=discord.AllowedMentions.none())
 
-    @app_commands.command(name="show", description="The server's limits, or a member's limits and usage")
-    @app_commands.describe(member="A member whose effective limits and usage to show (leave out for the server's)")
+    @app_commands.command(name=_("show"), description=_("The server's limits, or a member's limits and usage"))
+    @app_commands.describe(member=_("A member whose effective limits and usage to show (leave out for the server's)"))
     async def show(self, interaction: discord.Interaction, member: discord.Member | None = None) -> None:
         quotas = self.bot.quotas
         guild_id = _guild(interaction)
@@ -130,7 +135,7 @@ class QuotaGroup(app_commands.Group, name="quota", description="Limit what the b
                 lines.append(t(locale, _("role {role}: `{name}` = **{value}**"), role=f"<@&{role_id}>", name=name,
                                value=f"{value:,}"))
             embed = discord.Embed(title=t(locale, _("Quota limits in this server")),
-                                  description=fit_lines(lines, empty=t(locale, _("none yet"))))
+                                  description=fit_lines(lines, locale))
         else:
             limits = await quotas.member_limits(guild_id, [role.id for role in member.roles])
             usage = await quotas.usage(guild_id, member.id)
@@ -143,12 +148,12 @@ class QuotaGroup(app_commands.Group, name="quota", description="Limit what the b
                 lines.insert(0, t(locale, _("⛔ **Blocked**: {reason}"), reason=blocked[0]) if blocked[0]
                              else t(locale, _("⛔ **Blocked**")))
             embed = discord.Embed(title=t(locale, _("Quota of {member}"), member=member.display_name),
-                                  description=fit_lines(lines, empty=t(locale, _("none yet"))))
+                                  description=fit_lines(lines, locale))
         embed.set_footer(text=t(locale, CREDIT_NOTE))
         await self._reply(interaction, embed=embed)
 
-    @app_commands.command(name="set", description="Set a server limit")
-    @app_commands.describe(limit="Which limit to set", value="The new limit, a whole number (0 stops new jobs)")
+    @app_commands.command(name=_("set"), description=_("Set a server limit"))
+    @app_commands.describe(limit=_("Which limit to set"), value=_("The new limit, a whole number (0 stops new jobs)"))
     @app_commands.choices(limit=LIMIT_CHOICES)
     async def set_(self, interaction: discord.Interaction, limit: str,
                    value: app_commands.Range[int, 0, MAX_LIMIT_VALUE]) -> None:
@@ -157,8 +162,8 @@ class QuotaGroup(app_commands.Group, name="quota", description="Limit what the b
         await self._reply(interaction, t(locale, _("✅ {label} · `{name}` is now **{value}** in this server."),
                                          label=limit_label(locale, limit), name=limit, value=f"{value:,}"))
 
-    @app_commands.command(name="unset", description="Make a server limit unlimited")
-    @app_commands.describe(limit="Which limit to make unlimited in this server")
+    @app_commands.command(name=_("unset"), description=_("Make a server limit unlimited"))
+    @app_commands.describe(limit=_("Which limit to make unlimited in this server"))
     @app_commands.choices(limit=LIMIT_CHOICES)
     async def unset(self, interaction: discord.Interaction, limit: str) -> None:
         await self.bot.quotas.clear_limit(_guild(interaction), interaction.user.id, limit)
@@ -166,9 +171,9 @@ class QuotaGroup(app_commands.Group, name="quota", description="Limit what the b
         await self._reply(interaction, t(locale, _("✅ {label} · `{name}` is now **unlimited** in this server."),
                                          label=limit_label(locale, limit), name=limit))
 
-    @app_commands.command(name="role", description="Give a role its own member limit")
-    @app_commands.describe(role="The role that gets its own limit", limit="Which member limit",
-                           value="The limit for members with this role (the most generous role wins)")
+    @app_commands.command(name=_("role"), description=_("Give a role its own member limit"))
+    @app_commands.describe(role=_("The role that gets its own limit"), limit=_("Which member limit"),
+                           value=_("The limit for members with this role (the most generous role wins)"))
     @app_commands.choices(limit=MEMBER_LIMIT_CHOICES)
     async def role(self, interaction: discord.Interaction, role: discord.Role, limit: str,
                    value: app_commands.Range[int, 0, MAX_LIMIT_VALUE]) -> None:
@@ -180,8 +185,8 @@ class QuotaGroup(app_commands.Group, name="quota", description="Limit what the b
                                          role=role.mention, label=limit_label(locale, limit), name=limit,
                                          value=f"{value:,}"))
 
-    @app_commands.command(name="role-unset", description="Remove a role's member limit")
-    @app_commands.describe(role="The role whose own limit to remove", limit="Which member limit")
+    @app_commands.command(name=_("role-unset"), description=_("Remove a role's member limit"))
+    @app_commands.describe(role=_("The role whose own limit to remove"), limit=_("Which member limit"))
     @app_commands.choices(limit=MEMBER_LIMIT_CHOICES)
     async def role_unset(self, interaction: discord.Interaction, role: discord.Role, limit: str) -> None:
         changed = await self.bot.quotas.set_role_limit(_guild(interaction), interaction.user.id,
@@ -190,23 +195,23 @@ class QuotaGroup(app_commands.Group, name="quota", description="Limit what the b
                    else _("{role} had no `{name}` of its own; nothing changed."))
         await self._reply(interaction, t(interaction.locale, message, role=role.mention, name=limit))
 
-    @app_commands.command(name="block", description="Stop a member from starting jobs")
-    @app_commands.describe(member="The member to block", reason="Why (the member sees it when refused)")
+    @app_commands.command(name=_("block"), description=_("Stop a member from starting jobs"))
+    @app_commands.describe(member=_("The member to block"), reason=_("Why (the member sees it when refused)"))
     async def block(self, interaction: discord.Interaction, member: discord.Member,
                     reason: app_commands.Range[str, 1, 200] | None = None) -> None:
         await self.bot.quotas.block(_guild(interaction), interaction.user.id, member.id, reason)
         await self._reply(interaction, t(interaction.locale, _("⛔ {member} can no longer start upscale jobs here."),
                                          member=member.mention))
 
-    @app_commands.command(name="unblock", description="Let a blocked member start jobs again")
-    @app_commands.describe(member="The member to unblock")
+    @app_commands.command(name=_("unblock"), description=_("Let a blocked member start jobs again"))
+    @app_commands.describe(member=_("The member to unblock"))
     async def unblock(self, interaction: discord.Interaction, member: discord.Member) -> None:
         changed = await self.bot.quotas.unblock(_guild(interaction), interaction.user.id, member.id)
         message = _("✅ {member} can start jobs again.") if changed else _("{member} was not blocked; nothing changed.")
         await self._reply(interaction, t(interaction.locale, message, member=member.mention))
 
-    @app_commands.command(name="reset", description="Zero a member's usage for today and this month")
-    @app_commands.describe(member="The member whose usage to zero")
+    @app_commands.command(name=_("reset"), description=_("Zero a member's usage for today and this month"))
+    @app_commands.describe(member=_("The member whose usage to zero"))
     async def reset(self, interaction: discord.Interaction, member: discord.Member) -> None:
         count = await self.bot.quotas.reset_member(_guild(interaction), interaction.user.id, member.id)
         await self._reply(interaction, t(interaction.locale, _(
@@ -225,7 +230,7 @@ class QuotaGroup(app_commands.Group, name="quota", description="Limit what the b
             return t(locale, _("**unlimited** credits"))
         return t(locale, _("**{credits}** credits left"), credits=_figure(balance.remaining or 0.0))
 
-    @app_commands.command(name="usage", description="This server's usage this month and today")
+    @app_commands.command(name=_("usage"), description=_("This server's usage this month and today"))
     async def usage(self, interaction: discord.Interaction) -> None:
         locale = interaction.locale
         report, balance = await asyncio.gather(self.bot.quotas.report(_guild(interaction)),
@@ -245,13 +250,13 @@ class QuotaGroup(app_commands.Group, name="quota", description="Limit what the b
         embed.set_footer(text=t(locale, _("Days and months are UTC. Failed and cancelled jobs are not counted.")))
         await self._reply(interaction, embed=embed)
 
-    @app_commands.command(name="log", description="The last 20 quota changes")
+    @app_commands.command(name=_("log"), description=_("The last 20 quota changes"))
     async def log(self, interaction: discord.Interaction) -> None:
         entries = await self.bot.quotas.log(_guild(interaction))
         locale = interaction.locale
         lines = [log_line(locale, entry) for entry in entries]
         await self._reply(interaction, embed=discord.Embed(
-            title=t(locale, _("Quota changes")), description=fit_lines(lines, empty=t(locale, _("none yet")))))
+            title=t(locale, _("Quota changes")), description=fit_lines(lines, locale)))
 
 
 # /usage: what each member figure is, in words (no limit names: members do not type them).
@@ -266,7 +271,7 @@ class QuotaCog(commands.Cog):
     def __init__(self, bot: UpscaleBot) -> None:
         self.bot = bot
 
-    @app_commands.command(name="usage", description="Your upscale usage and what is left")
+    @app_commands.command(name=_("usage"), description=_("Your upscale usage and what is left"))
     async def usage(self, interaction: discord.Interaction) -> None:
         quotas = self.bot.quotas
         locale = interaction.locale

@@ -15,7 +15,7 @@ import discord
 from discord import app_commands
 from discord.ext import commands
 
-from bot.i18n import _, t
+from bot.i18n import Phrase, _, t
 from bot.messages import status_label, task_card, task_list
 from bot.quota import QuotaExceeded
 from bot.tasks import SubmissionFailed
@@ -35,10 +35,12 @@ SCALE_CHOICES = [
 ]
 
 
-def refuse_outside_servers(bot: UpscaleBot, interaction: discord.Interaction, command: str) -> None:
-    """The DM rule of every way to start a job: in a DM only when the operator allows it (ALLOW_DM_UPSCALE)."""
+def refuse_outside_servers(bot: UpscaleBot, interaction: discord.Interaction, command: Phrase) -> None:
+    """The DM rule of every way to start a job: in a DM only when the operator allows it (ALLOW_DM_UPSCALE).
+    `command` is how the member knows the command (its name in their language)."""
     if interaction.guild_id is None and not bot.settings.allow_dm_upscale:
-        raise InputError(f"{command} works in servers: run it in a server channel where the bot is.")
+        raise InputError(_("{command} works in servers: run it in a server channel where the bot is."),
+                         command=command)
 
 
 def attachment_info(attachment: discord.Attachment) -> AttachmentInfo:
@@ -78,8 +80,7 @@ async def start_job(bot: UpscaleBot, interaction: discord.Interaction, *, source
             await interaction.delete_original_response()
         except discord.HTTPException as error:
             log.info("could not delete the deferred reply (%s)", error.code)
-        reason = failure.render(interaction.locale) if hasattr(failure, "render") else str(failure)
-        await interaction.followup.send(clip(f"❌ {reason}", CONTENT_MAX), ephemeral=True)
+        await interaction.followup.send(clip(f"❌ {failure.render(interaction.locale)}", CONTENT_MAX), ephemeral=True)
         return None
     bot.messenger.remember_interaction(task.id, interaction, received_at)
     message = await interaction.edit_original_response(embed=task_card(task, interaction.locale))
@@ -102,7 +103,7 @@ class UpscaleCog(commands.Cog):
     async def upscale(self, interaction: discord.Interaction, video: discord.Attachment | None = None,
                       url: str | None = None, scale: int = 2) -> None:
         received_at = time.monotonic()
-        refuse_outside_servers(self.bot, interaction, "/upscale")
+        refuse_outside_servers(self.bot, interaction, Phrase(_("/upscale")))
         # Validation is on the text alone and takes microseconds, so an error can still be a private reply.
         source = resolve_source(attachment=None if video is None else attachment_info(video), url=url)
         scale = validate_scale(scale)
