@@ -38,10 +38,17 @@ def extracted() -> Catalog:
 
 
 def _write(catalog: Catalog, path: Path) -> None:
+    """Write the catalogue, unless only its header dates would change (no noise in the history)."""
     buffer = io.BytesIO()
     write_po(buffer, catalog, width=120, omit_header=False, sort_output=True, ignore_obsolete=True)
+    if path.exists() and _undated(path.read_bytes()) == _undated(buffer.getvalue()):
+        return
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_bytes(buffer.getvalue())
+
+
+def _undated(text: bytes) -> list[bytes]:
+    return [line for line in text.splitlines() if not line.startswith((b'"POT-Creation-Date:', b'"PO-Revision-Date:'))]
 
 
 def main() -> int:
