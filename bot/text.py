@@ -28,6 +28,7 @@ CHOICE_MAX = 100          # autocomplete choice name and string value
 LINK_BUTTON_URL_MAX = 512
 ELLIPSIS = "…"
 _TAIL_ROOM = 32  # "\n… and N more"
+_MORE = _("… and {count} more")
 
 
 def clip(text: str, limit: int) -> str:
@@ -60,7 +61,7 @@ def fit_lines(lines: Sequence[str], locale: object = None, limit: int = EMBED_DE
             text = clip(line, room)
             continue
         if len(text) + 1 + len(line) > room:
-            return f"{text}\n{t(locale, _('… and {count} more'), count=len(lines) - index)}"
+            return f"{text}\n{t(locale, _MORE, count=len(lines) - index)}"
         text = f"{text}\n{line}"
     return text or t(locale, _("none yet"))
 
