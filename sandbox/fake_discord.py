@@ -18,6 +18,8 @@ Time-based rules use the fake's own clock, which `advance()` moves forward witho
 Members act on messages too (`sandbox.fake_discord_components`): `post_user_message()` with attachments,
 `message_command()` runs a message context menu on it, and `press_button()` / `select()` use the components of a
 message the bot sent (MESSAGE_COMPONENT interactions, answered with callback 4, 5, 6 or 7).
+Languages are state: `set_user_locale()` (each interaction's `locale`) and `set_guild_locale()` (`guild_locale`,
+`preferred_locale` in GUILD_CREATE / GUILD_UPDATE / GET /guilds/{id}).
 
 Sharding is modelled for several bot processes each holding some shards (`sandbox.fake_discord_gateway`):
 `add_guild(shard=(id, count))` places a guild, `wait_ready(shards=[...])` waits for several sessions, and
@@ -37,7 +39,7 @@ from typing import Any
 from aiohttp import web
 
 from sandbox.fake_discord_components import MessageInteractions
-from sandbox.fake_discord_gateway import DISPATCH, GatewaySession, ShardTable, serve_gateway
+from sandbox.fake_discord_gateway import DISPATCH, HEARTBEAT, GatewaySession, ShardTable, serve_gateway
 from sandbox.fake_discord_interactions import build_command_data, find_command, make_resolver
 from sandbox.fake_discord_models import (
     DEFAULT_EVERYONE_PERMISSIONS,
@@ -60,6 +62,7 @@ from sandbox.fake_discord_models import (
     snowflake,
 )
 from sandbox.fake_discord_rest import RestApi
+from sandbox.fake_discord_rules import known_locale
 
 __all__ = ["FakeDiscord", "FakeInteraction", "RecordedRequest", "shard_of"]
 
@@ -185,12 +188,15 @@ class FakeDiscord(MessageInteractions):
         self._changed()
 
     # ---- world building -------------------------------------------------------------------------
-    def add_guild(self, name: str = "Test Server", *, shard: tuple[int, int] | None = None) -> str:
+    def add_guild(self, name: str = "Test Server", *, shard: tuple[int, int] | None = None,
+                  locale: str = "en-US") -> str:
         """A server the bot is in, with its @everyone role; returns the guild id.
 
         `shard=(shard_id, shard_count)` picks an id on that shard: (id >> 22) % shard_count == shard_id.
+        `locale` is the server's preferred locale (see set_guild_locale).
         """
-        guild = Guild(id=snowflake(shard), name=name, owner_id=self.owner_user_id)
+        guild = Guild(id=snowflake(shard), name=name, owner_id=self.owner_user_id,
+                      preferred_locale=known_locale(locale))
         self._guilds[guild.id] = guild
         everyone = Role(guild.id, guild.id, "@everyone", DEFAULT_EVERYONE_PERMISSIONS, 0)
         self._roles[everyone.id] = everyone
@@ -252,6 +258,25 @@ class FakeDiscord(MessageInteractions):
     def set_dms_open(self, user_id: str, open: bool) -> None:
         self._user(user_id).dms_open = open
 
+    def set_user_locale(self, user_id: str, locale: str) -> None:
+        """The member's client language from now on: the `locale` of every interaction they send (ValueError for
+        a locale Discord does not have). Discord sends it nowhere else; the bot learns it from interactions only."""
+        self._user(user_id).locale = known_locale(locale)
+
+    def set_guild_locale(self, guild_id: str, locale: str) -> None:
+        """An admin changes the server's preferred locale (ValueError for one Discord does not have): later
+        interactions carry it as `guild_locale`, and the connected bot gets a GUILD_UPDATE with the guild object,
+        as from Discord, so discord.py's `guild.preferred_locale` follows.
+
+        Then the fake asks for a heartbeat (op 1, which Discord may send at any time): the client answers once it
+        has read the GUILD_UPDATE, and that answer wakes wait_for(), so a predicate on the bot's guild cache is
+        re-checked after the bot saw the change."""
+        self._guild(guild_id).preferred_locale = known_locale(locale)
+        self._dispatch("GUILD_UPDATE", self._guild_payload(guild_id), guild_id)
+        session = self._shards.route(guild_id)
+        if session is not None:
+            session.send(HEARTBEAT)
+
     def make_attachment(self, filename: str = "clip.mp4", *, size: int = 1_234_567,
                         content_type: str | None = "video/mp4", url: str | None = None) -> dict[str, Any]:
         """An attachment object as Discord's CDN serves it, to pass as an ATTACHMENT option value."""
@@ -293,8 +318,10 @@ class FakeDiscord(MessageInteractions):
 
     async def slash(self, name: str, *, user_id: str, channel_id: str, guild_id: str | None = None,
                     options: dict[str, object] | None = None, subcommand: list[str] | None = None,
-                    permissions: int | None = None, strict: bool = True) -> FakeInteraction:
-        """Dispatch a slash command (INTERACTION_CREATE type 2) as `user_id` would send it.
+                    permissions: int | None = None, strict: bool = True,
+                    locale: str | None = None) -> FakeInteraction:
+        """Dispatch a slash command (INTERACTION_CREATE type 2) as `user_id` would send it; `locale` is their
+        client language for this one interaction (default: the user's, see set_user_locale).
 
         Options are checked against the synced schema the way Discord's client does (names, types,
         required, choices); strict=False skips the required/choices checks.
@@ -304,7 +331,7 @@ class FakeDiscord(MessageInteractions):
         """
         return self._interact(2, name, user_id=user_id, channel_id=channel_id, guild_id=guild_id,
                               options=options or {}, subcommand=subcommand, permissions=permissions,
-                              strict=strict)
+                              strict=strict, locale=locale)
 
     async def autocomplete(self, name: str, *, user_id: str, channel_id: str, guild_id: str | None,
                            options: dict[str, object], focused: str, subcommand: list[str] | None = None,
@@ -319,9 +346,9 @@ class FakeDiscord(MessageInteractions):
 
     def _interact(self, kind: int, name: str, *, user_id: str, channel_id: str, guild_id: str | None,
                   options: dict[str, object], subcommand: list[str] | None, permissions: int | None,
-                  focused: str | None = None, strict: bool = True) -> FakeInteraction:
+                  focused: str | None = None, strict: bool = True, locale: str | None = None) -> FakeInteraction:
         payload, session = self._interaction_base(kind, user_id=user_id, channel_id=channel_id, guild_id=guild_id,
-                                                  permissions=permissions)
+                                                  permissions=permissions, locale=locale)
         command, guild_scoped = find_command(self.commands, name, guild_id)
         payload["data"] = build_command_data(command, guild_scoped=guild_scoped, guild_id=guild_id,
                                              options=options, subcommand=subcommand,
@@ -427,23 +454,30 @@ class FakeDiscord(MessageInteractions):
                 "communication_disabled_until": None, "deaf": False, "mute": False, "pending": False,
                 "flags": 0}
 
+    def _guild_payload(self, guild_id: str) -> dict[str, Any]:
+        """The guild object (GET /guilds/{id}, GUILD_UPDATE): no members, channels or other GUILD_CREATE extras."""
+        guild = self._guilds[guild_id]
+        return {
+            "id": guild.id, "name": guild.name, "icon": None, "splash": None, "discovery_splash": None,
+            "banner": None, "description": None, "owner_id": guild.owner_id,
+            "roles": [self._roles[r].payload() for r in guild.role_ids], "emojis": [], "stickers": [],
+            "features": [], "preferred_locale": guild.preferred_locale, "premium_tier": 0,
+            "premium_subscription_count": 0, "verification_level": 0, "default_message_notifications": 0,
+            "explicit_content_filter": 0, "mfa_level": 0, "nsfw_level": 0, "afk_timeout": 300,
+            "afk_channel_id": None, "system_channel_id": None, "system_channel_flags": 0, "application_id": None,
+            "vanity_url_code": None, "max_members": 500000,
+        }
+
     def _guild_create_payload(self, guild_id: str) -> dict[str, Any]:
         guild = self._guilds[guild_id]
         channels = [self._channels[c] for c in guild.channel_ids if not self._channels[c].deleted]
         return {
-            "id": guild.id, "name": guild.name, "icon": None, "splash": None, "discovery_splash": None,
-            "banner": None, "description": None, "owner_id": guild.owner_id, "unavailable": False,
+            **self._guild_payload(guild_id), "unavailable": False,
             "joined_at": iso_now(), "large": False, "member_count": len(guild.members),
-            "roles": [self._roles[r].payload() for r in guild.role_ids],
             "channels": [channel_payload(c, self._users) for c in channels],
             "members": [self._member_payload(guild.id, u) for u in guild.members],
-            "threads": [], "stage_instances": [], "guild_scheduled_events": [], "emojis": [], "stickers": [],
-            "soundboard_sounds": [], "voice_states": [], "presences": [], "features": [],
-            "preferred_locale": "en-US", "premium_tier": 0, "premium_subscription_count": 0,
-            "verification_level": 0, "default_message_notifications": 0, "explicit_content_filter": 0,
-            "mfa_level": 0, "nsfw_level": 0, "afk_timeout": 300, "afk_channel_id": None,
-            "system_channel_id": None, "system_channel_flags": 0, "application_id": None,
-            "vanity_url_code": None, "max_members": 500000,
+            "threads": [], "stage_instances": [], "guild_scheduled_events": [],
+            "soundboard_sounds": [], "voice_states": [], "presences": [],
         }
 
     def _dispatch(self, event: str, data: dict[str, Any], guild_id: str | None) -> None:

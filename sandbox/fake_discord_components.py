@@ -25,7 +25,7 @@ from sandbox.fake_discord_models import (
     public,
     snowflake,
 )
-from sandbox.fake_discord_rules import SELECT_TYPES
+from sandbox.fake_discord_rules import SELECT_TYPES, known_locale
 
 if TYPE_CHECKING:
     from sandbox.fake_discord import FakeDiscord
@@ -67,15 +67,17 @@ class MessageInteractions:
         return copy.deepcopy(public(message))
 
     async def message_command(self: FakeDiscord, name: str, *, user_id: str, channel_id: str,
-                              message: dict[str, Any], guild_id: str | None = None) -> FakeInteraction:
+                              message: dict[str, Any], guild_id: str | None = None,
+                              locale: str | None = None) -> FakeInteraction:
         """Run the message context-menu command `name` ("Apps" > name) on `message` (INTERACTION_CREATE type 2,
         data.type 3, data.target_id, the message with its attachments in data.resolved.messages).
 
         With guild_id None it is used in the member's DM with the bot; the message must be in that channel.
+        `locale` is the member's client language for this one interaction (default: set_user_locale's).
         """
         command, guild_scoped = find_command(self.commands, name, guild_id, kind=MESSAGE_COMMAND)
         payload, session = self._interaction_base(APPLICATION_COMMAND, user_id=user_id, channel_id=channel_id,
-                                                  guild_id=guild_id, permissions=None)
+                                                  guild_id=guild_id, permissions=None, locale=locale)
         target = self._messages.get(str(message.get("id")))
         if target is None or target["_deleted"] or target["channel_id"] != payload["channel_id"]:
             raise AssertionError(f"message {message.get('id')} is not a live message in channel "
@@ -91,16 +93,17 @@ class MessageInteractions:
         return self._send_interaction(payload, session)
 
     async def press_button(self: FakeDiscord, message: dict[str, Any], custom_id: str, *, user_id: str,
-                           strict: bool = True) -> FakeInteraction:
+                           strict: bool = True, locale: str | None = None) -> FakeInteraction:
         """`user_id` presses the button `custom_id` on a message the bot sent (INTERACTION_CREATE type 3).
 
         strict=False presses a disabled button, or one on an ephemeral message shown to someone else.
+        `locale` is the member's client language for this one press (default: set_user_locale's).
         """
         stored, component = self._usable_component(message, custom_id, user_id, strict)
         if component.get("type") != BUTTON or component.get("style") not in (1, 2, 3, 4):
             raise AssertionError(f"{custom_id!r} is not a button with a custom id (link and premium buttons send "
                                  "no interaction)")
-        return self._use(stored, {"custom_id": custom_id, "component_type": BUTTON}, user_id)
+        return self._use(stored, {"custom_id": custom_id, "component_type": BUTTON}, user_id, locale)
 
     async def select(self: FakeDiscord, message: dict[str, Any], custom_id: str, values: list[str], *,
                      user_id: str, strict: bool = True) -> FakeInteraction:
@@ -138,25 +141,30 @@ class MessageInteractions:
                 raise AssertionError(f"only user {owner} sees that ephemeral message (strict=False uses it anyway)")
         return stored, component
 
-    def _use(self: FakeDiscord, stored: dict[str, Any], data: dict[str, Any], user_id: str) -> FakeInteraction:
+    def _use(self: FakeDiscord, stored: dict[str, Any], data: dict[str, Any], user_id: str,
+             locale: str | None = None) -> FakeInteraction:
         channel = self._channels[stored["channel_id"]]
         payload, session = self._interaction_base(MESSAGE_COMPONENT, user_id=user_id, channel_id=channel.id,
-                                                  guild_id=channel.guild_id, permissions=None)
+                                                  guild_id=channel.guild_id, permissions=None, locale=locale)
         payload["message"] = copy.deepcopy(public(stored))
         payload["data"] = data
         return self._send_interaction(payload, session)
 
     # ---- the envelope every interaction shares ----------------------------------------------------
     def _interaction_base(self: FakeDiscord, kind: int, *, user_id: str, channel_id: str, guild_id: str | None,
-                          permissions: int | None) -> tuple[dict[str, Any], GatewaySession]:
+                          permissions: int | None, locale: str | None = None
+                          ) -> tuple[dict[str, Any], GatewaySession]:
         """An INTERACTION_CREATE without `data`, and the session that will receive it (the guild's shard; DMs go
-        to shard 0). In a DM a `channel_id` that is not the member's DM channel with the bot is replaced by it."""
+        to shard 0). In a DM a `channel_id` that is not the member's DM channel with the bot is replaced by it.
+        `locale` (the member's client language) is the user's own unless given; a guild's sends its preferred one
+        as `guild_locale` and `guild.locale`."""
         session = self._shards.require(guild_id)
         user = self._user(user_id)
+        locale = user.locale if locale is None else known_locale(locale)
         payload: dict[str, Any] = {
             "id": snowflake(), "application_id": self.application_id, "type": kind,
             "token": "aW50ZXJhY3Rpb246" + secrets.token_urlsafe(48), "version": 1,
-            "attachment_size_limit": self.attachment_size_limit, "locale": "en-US", "entitlements": [],
+            "attachment_size_limit": self.attachment_size_limit, "locale": locale, "entitlements": [],
             "authorizing_integration_owners": {"0": guild_id or "0"}, "context": 0 if guild_id else 1,
         }
         if guild_id is not None:
@@ -165,8 +173,9 @@ class MessageInteractions:
                 raise AssertionError(f"channel {channel_id} is not a live channel of guild {guild_id}")
             perms = self.member_permissions(guild_id, user_id) if permissions is None else permissions
             member = self._member_payload(guild_id, user_id)
-            payload.update(guild_id=guild_id, guild={"id": guild_id, "locale": "en-US", "features": []},
-                           guild_locale="en-US", member={**member, "permissions": str(perms)},
+            guild_locale = self._guild(guild_id).preferred_locale
+            payload.update(guild_id=guild_id, guild={"id": guild_id, "locale": guild_locale, "features": []},
+                           guild_locale=guild_locale, member={**member, "permissions": str(perms)},
                            app_permissions=str(self.member_permissions(guild_id, self.bot_user_id)))
         else:
             if self._dm_channels.get(user_id) != channel_id:

@@ -163,6 +163,7 @@ class User:
     username: str
     bot: bool = False
     dms_open: bool = True
+    locale: str = "en-US"  # the member's client language: `locale` in every interaction they send
 
     def payload(self) -> dict[str, Any]:
         return {
@@ -213,6 +214,7 @@ class Guild:
     id: str
     name: str
     owner_id: str
+    preferred_locale: str = "en-US"  # the server's: `guild_locale` in interactions, `preferred_locale` in payloads
     channel_ids: list[str] = field(default_factory=list)
     role_ids: list[str] = field(default_factory=list)
     members: dict[str, Member] = field(default_factory=dict)

@@ -106,6 +106,7 @@ class RestApi(InteractionRoutes):
             ("GET", r"/gateway/bot", self.get_gateway_bot, True),
             ("POST", r"/users/@me/channels", self.create_dm, True),
             ("GET", r"/users/(?P<user_id>\d+)", self.get_user, True),
+            ("GET", r"/guilds/(?P<guild_id>\d+)", self.get_guild, True),
             ("PUT", app + r"/commands", self.put_commands, True),
             ("GET", app + r"/commands", self.get_commands, True),
             ("PUT", app + r"/guilds/(?P<guild_id>\d+)/commands", self.put_commands, True),
@@ -184,8 +185,8 @@ class RestApi(InteractionRoutes):
 
     # ---- identity ----------------------------------------------------------------------------------
     def get_me(self, call: Call) -> tuple[int, Any]:
-        bot = self.fake._users[self.fake.bot_user_id].payload()
-        return 200, {**bot, "verified": True, "mfa_enabled": False, "flags": 0, "locale": "en-US"}
+        bot = self.fake._users[self.fake.bot_user_id]
+        return 200, {**bot.payload(), "verified": True, "mfa_enabled": False, "flags": 0, "locale": bot.locale}
 
     def get_application(self, call: Call) -> tuple[int, Any]:
         fake = self.fake
@@ -212,6 +213,16 @@ class RestApi(InteractionRoutes):
         if user is None:
             raise DiscordError(404, 10013, "Unknown User")
         return 200, user.payload()
+
+    def get_guild(self, call: Call, guild_id: str) -> tuple[int, Any]:
+        """The guild object (its preferred_locale included); with_counts adds the approximate counts."""
+        if guild_id not in self.fake._guilds:
+            raise DiscordError(404, 10004, "Unknown Guild")
+        guild = self.fake._guild_payload(guild_id)
+        if call.query.get("with_counts") in ("1", "true", "True"):
+            guild.update(approximate_member_count=len(self.fake._guilds[guild_id].members),
+                         approximate_presence_count=0)
+        return 200, guild
 
     def create_dm(self, call: Call) -> tuple[int, Any]:
         recipient = str((call.json or {}).get("recipient_id", ""))

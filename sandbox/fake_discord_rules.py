@@ -120,6 +120,14 @@ def is_snowflake(value: object) -> bool:
         return 0 <= value < 2**64
     return isinstance(value, str) and value.isascii() and value.isdigit() and int(value) < 2**64
 
+def known_locale(locale: str) -> str:
+    """`locale` if it is one of Discord's locales (a member's client language, a server's preferred locale);
+    else ValueError: a test cannot make a member or server use a language Discord does not have."""
+    if locale not in LOCALES:
+        raise ValueError(f"{locale!r} is not a Discord locale; Discord's are {sorted(LOCALES)}")
+    return locale
+
+
 
 # ---- messages ------------------------------------------------------------------------------------
 def check_message(body: dict[str, Any], *, upload_bytes: int = 0, uploads: int = 0, size_limit: int,
