@@ -75,6 +75,12 @@ def failure_reason(task: TaskRecord, locale: object = None) -> str:
         return t(locale, _("the job was cancelled at the provider."))
     if task.error_code in _TASK_ERRORS:
         return t(locale, _TASK_ERRORS[task.error_code])
+    if task.error_code == "abandoned":  # the bot's own: its error_message is for the operator, in English
+        return t(locale, _("the bot could not start this job, so nothing was sent or charged. Please try again."))
+    if task.error_code and task.error_code.startswith("submit_") and task.error_code[7:] in set(ErrorKind):
+        # The paid POST failed: the member was told at once; the card and /task say it again in their words.
+        message, values = submission_error(EvolinkError(ErrorKind(task.error_code[7:]), task.error_message or ""))
+        return t(locale, message, **values)
     if task.error_message:
         return t(locale, _("the provider reported: {detail}"), detail=clip(task.error_message, 200))
     return t(locale, _("the provider reported an error without details."))

@@ -182,7 +182,7 @@ def _check_name_host(host: str) -> None:
     "127.0.0.1", ideographic full stop -> ".").
     """
     if "%" in host:
-        raise InputError(_("That link's website name contains a percent sign — use a normal domain name."))
+        raise InputError(_("That link's website name contains a percent sign (%) — use a normal domain name."))
     try:
         ascii_host = host.lower().encode("idna").decode("ascii")
         # Round-trip to reject malformed punycode ("xn--zz") that DNS would never serve.

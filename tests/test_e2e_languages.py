@@ -139,6 +139,19 @@ async def test_the_quota_log_speaks_each_admins_language(box: Sandbox, bot: Upsc
     assert t("ko", "Quota changes") in korean and "Quota changes" in english
 
 
+async def test_usage_and_quota_reports_in_korean(box: Sandbox, bot: UpscaleBot) -> None:
+    admin = box.discord.add_member(box.guild_id, "admin", permissions=MANAGE_GUILD)
+    usage = await private(box, "usage", box.alice_id, locale="ko")
+    assert t("ko", "Your upscale usage") in usage and t("ko", "Jobs today") in usage
+    assert "Jobs today" not in usage and "left of" not in usage
+    shown = await private(box, "quota", admin, subcommand=["show"], locale="ko")
+    assert t("ko", "Quota limits in this server") in shown and t("ko", "operator default") in shown
+    assert "`user_daily_jobs`" in shown and "operator default" not in shown, "limit names stay as admins type them"
+    report = await private(box, "quota", admin, subcommand=["usage"], locale="ko")
+    assert t("ko", "Upscale usage in this server") in report and t("ko", "nobody yet") in report
+    assert t("ko", "Provider credits (the whole bot)") in report and "credits" not in report
+
+
 async def test_the_context_menu_prompt_in_korean(box: Sandbox, bot: UpscaleBot) -> None:
     message = box.discord.post_user_message(box.channel_id, box.alice_id, "",
                                             attachments=[box.discord.make_attachment("clip.mp4")])

@@ -7,11 +7,14 @@ Unit and property tests of bot/text.py and bot/messages.py; the end-to-end tests
 from __future__ import annotations
 
 import discord
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from bot.i18n import t
 from bot.messages import (
     RESULT_LINK_MAX,
+    failure_reason,
     minimal_outcome,
     outcome_message,
     task_card,
@@ -140,3 +143,18 @@ def test_task_list_keeps_links_while_they_fit_and_points_to_task_for_the_rest() 
     assert len(text) <= EMBED_DESCRIPTION_MAX
     assert all(f"task-{i}" in text for i in range(10)), "every job is listed"
     assert text.count("X-Amz-Signature") == 2 and "result: /task id:#9" in text
+
+
+@pytest.mark.parametrize("locale", ["en-US", "ko"])
+def test_a_job_the_bot_ended_itself_is_explained_in_the_bots_words(locale: str) -> None:
+    """Rows the bot failed itself keep an operator's detail in English; the member reads why in their language,
+    never "the provider reported: <the operator's detail>"."""
+    for code, detail, expected in (
+            ("abandoned", "the interaction could not be acknowledged",
+             "the bot could not start this job, so nothing was sent or charged. Please try again."),
+            ("submit_no_credits", "insufficient balance", "The bot's upscale account is out of credits. This is not "
+             "your fault; the bot's operator has been told. Please try again later.")):
+        reason = failure_reason(_task(status="failed", error_code=code, error_message=detail), locale)
+        assert reason == t(locale, expected) and detail not in reason
+    unknown = failure_reason(_task(status="failed", error_code="submit_from_the_future", error_message="x"), locale)
+    assert unknown == t(locale, "the provider reported: {detail}", detail="x")
