@@ -50,7 +50,7 @@ class Sandbox:
             "discord_api_base_url": self.discord.api_base,
             "discord_gateway_url": self.discord.gateway_url,
             "poll_min_seconds": 0.2,
-            "poll_max_seconds": 1.0,
+            "poll_max_seconds": 0.3,  # tests wait for the next query after an upstream change: keep it short
             "card_edit_seconds": 1.0,
             "evolink_timeout_seconds": 2.0,
             "lease_seconds": 2.0,  # a killed process's tasks are taken over within seconds, not half a minute

@@ -124,7 +124,7 @@ async def test_a_task_that_ended_while_the_bot_was_down_is_queried_on_start(box:
     box.evolink.callbacks_enabled = False  # sent while the bot was down: lost
     box.evolink.complete(task_id, RESULT)
 
-    bot = await _start(box, bot_runner)  # POLL_MAX_SECONDS is 1 in the sandbox settings
+    bot = await _start(box, bot_runner)  # the sandbox polls at least every POLL_MAX_SECONDS (0.3 s)
     watch = DeliveryWatch(bot)
     await wait_told(box, box.alice_id, RESULT)
     await watch.told(task_id)

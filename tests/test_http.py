@@ -140,7 +140,7 @@ async def test_healthz_is_503_when_the_poller_has_not_run_recently(bot: UpscaleB
 
 
 def test_stale_after_follows_poll_max_with_a_floor() -> None:
-    assert stale_after(1.0) == 30.0  # the sandbox's POLL_MAX_SECONDS: the floor
+    assert stale_after(1.0) == 30.0  # a short POLL_MAX_SECONDS (tests, the sandbox): the floor
     assert stale_after(60.0) == 180.0  # the default: three scans
 
 
