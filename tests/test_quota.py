@@ -4,6 +4,7 @@ rollover."""
 from __future__ import annotations
 
 import asyncio
+import sqlite3
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -199,3 +200,29 @@ async def test_usage_counters_match_the_ledger_and_are_rebuilt_by_the_migration(
     store = await open_storage(f"sqlite:///{path}")
     await store.close()
     assert await _counters(path) == kept
+
+
+async def test_an_older_audit_log_keeps_its_words_and_its_numbering(tmp_path: Path) -> None:
+    """Migration 0008 rebuilds SQLite's quota_log (a NOT NULL cannot be dropped): the words an older bot wrote stay,
+    shown as they are, and the next entry is numbered after every entry ever written (AUTOINCREMENT kept)."""
+    path = tmp_path / "log.db"
+    store = await open_storage(f"sqlite:///{path}")
+    await store.close()
+    with sqlite3.connect(path) as conn:  # as a bot before codes left it: three entries, the last one deleted
+        rewind_sqlite(conn, 7)
+        conn.executemany("INSERT INTO quota_log (guild_id, actor_id, at, action) VALUES (?, ?, ?, ?)",
+                         [(GUILD, ADMIN, 1.0, "set user_daily_jobs = 2"), (GUILD, ADMIN, 2.0, "blocked <@20>: spam"),
+                          (GUILD, ADMIN, 3.0, "unblocked <@20>")])
+        conn.execute("DELETE FROM quota_log WHERE id = 3")
+    store = await open_storage(f"sqlite:///{path}")
+    try:
+        quotas = QuotaService(store, UNLIMITED, clock=Clock("2026-12-01T00:00:00"))
+        await quotas.unblock(GUILD, ADMIN, BOB)
+        await quotas.block(GUILD, ADMIN, BOB, None)
+        logged = [(entry.code, dict(entry.params), entry.action) for entry in await quotas.log(GUILD)]
+        assert logged == [("block", {"user_id": BOB, "reason": None}, None),
+                          (None, {}, "blocked <@20>: spam"), (None, {}, "set user_daily_jobs = 2")]
+    finally:
+        await store.close()
+    with sqlite3.connect(path) as conn:
+        assert [row[0] for row in conn.execute("SELECT id FROM quota_log ORDER BY id")] == [1, 2, 4]
