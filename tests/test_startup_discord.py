@@ -300,7 +300,9 @@ async def test_sync_needs_only_the_discord_token(launch: Callable, box: Sandbox,
     del env["EVOLINK_API_KEY"]
     done = await (await launch(env, "sync")).finish()
     assert done.code == 0, done.stderr
-    assert {c["name"] for c in box.discord.commands[box.guild_id]} >= {"upscale", "tasks", "task"}
+    synced = {c["name"]: c for c in box.discord.commands[box.guild_id]}
+    assert set(synced) >= {"upscale", "tasks", "task"}
+    assert synced["upscale"]["name_localizations"]["ko"] == "업스케일", "`sync` carries the Korean names too"
     assert box.discord.identify_count == 0
 
 
