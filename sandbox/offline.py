@@ -136,7 +136,8 @@ async def run_offline(timeout: float = 60.0, *, inspect: Callable[[Sandbox], Non
 
 
 async def _script(box: Sandbox) -> None:
-    """carol (an admin) sets a daily limit of one job; alice upscales a video, then is refused a second one."""
+    """carol (an admin) sets a daily limit of one job; alice upscales a video, then is refused a second one; bob,
+    whose Discord is in Korean, reads his usage in Korean."""
     fake = box.discord
     carol = fake.add_member(box.guild_id, "carol", permissions=MANAGE_GUILD)
     names = {box.alice_id: "alice", box.bob_id: "bob", carol: "carol"}
@@ -170,3 +171,8 @@ async def _script(box: Sandbox) -> None:
                              options={"video": fake.make_attachment("another-clip.mp4")})
     view.command("alice", "/upscale video:another-clip.mp4", again)
     await view.until(lambda: again.followups or (again.original or {}).get("content"))
+
+    fake.set_user_locale(box.bob_id, "ko")  # each member reads the bot in their Discord's language
+    usage = await fake.slash("usage", user_id=box.bob_id, **where)
+    view.command("bob", "/사용량   (his Discord is in Korean: /usage)", usage)
+    await view.until(lambda: usage.ack)

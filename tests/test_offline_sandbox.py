@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from bot.i18n import t
 from sandbox.offline import Sandbox, run_offline
 from sandbox.offline_view import FAKE_LINK_NOTE
 
@@ -26,7 +27,7 @@ def _blocks(out: str) -> list[tuple[str, str]]:
         if line.startswith(" ") and blocks:
             who, text = blocks[-1]
             blocks[-1] = (who, text + "\n" + line.strip())
-        elif re.match(r"^(alice|carol|bot( \([^)]*\))?): ", line):
+        elif re.match(r"^(alice|bob|carol|bot( \([^)]*\))?): ", line):
             who, text = line.split(": ", 1)
             blocks.append((who, text))
     return blocks
@@ -76,6 +77,9 @@ def test_the_sandbox_shows_the_whole_flow(demo: Demo) -> None:
     assert blocks[second + 1][0] == "bot (only alice sees this)"
     assert "1 job(s) for today" in blocks[second + 1][1]
     assert len(box.evolink.tasks) == 1
+    # A member whose Discord is in Korean reads the bot in Korean.
+    usage = _index(blocks, "bob", "/사용량")
+    assert blocks[usage + 1][0] == "bot (only bob sees this)" and t("ko", "Jobs today") in blocks[usage + 1][1]
 
 
 def test_the_sandbox_prints_deliveries_in_the_order_discord_received_them(demo: Demo) -> None:
