@@ -263,6 +263,10 @@ class FakeDiscord(MessageInteractions):
         a locale Discord does not have). Discord sends it nowhere else; the bot learns it from interactions only."""
         self._user(user_id).locale = known_locale(locale)
 
+    def user_locale(self, user_id: str) -> str:
+        """The member's client language (what their Discord shows timestamps in)."""
+        return self._user(user_id).locale
+
     def set_guild_locale(self, guild_id: str, locale: str) -> None:
         """An admin changes the server's preferred locale (ValueError for one Discord does not have): later
         interactions carry it as `guild_locale`, and the connected bot gets a GUILD_UPDATE with the guild object,

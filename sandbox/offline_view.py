@@ -9,7 +9,10 @@ from __future__ import annotations
 import re
 import time
 from collections.abc import Callable, Iterable
+from datetime import UTC, datetime, timedelta
 from typing import Any
+
+from babel.dates import format_datetime, format_timedelta
 
 from sandbox.fake_discord import FakeDiscord, FakeInteraction, RecordedRequest
 
@@ -47,9 +50,11 @@ class Transcript:
             await self.fake.wait_for(lambda: len(self.fake.requests) > self._seen, timeout,
                                      what="the bot's next request")
 
-    def show(self, who: str, text: str) -> None:
+    def show(self, who: str, text: str, locale: str = "en-US") -> None:
+        """Print one block; timestamps as a Discord client in `locale` shows them (the reader's, for a private
+        message; English for what the whole channel sees)."""
         indent = " " * (len(who) + 2)
-        print(f"{who}: " + self._as_discord_shows(text).replace("\n", "\n" + indent), flush=True)
+        print(f"{who}: " + self._as_discord_shows(text, locale).replace("\n", "\n" + indent), flush=True)
 
     def _catch_up(self) -> None:
         requests = self.fake.requests
@@ -69,11 +74,11 @@ class Transcript:
             who = self.names.get(interaction.user_id, "?")
             if token["cb"] is not None:  # the interaction's first answer; type 5 ("thinking") shows nothing
                 if body.get("type") == 4:
-                    self._message(body.get("data") or {}, who)
+                    self._message(body.get("data") or {}, who, reader=interaction.user_id)
             elif request.method == "PATCH" and (token["rest"] or "").endswith("/@original"):
-                self._card_or_message(interaction.token, body, who)
+                self._card_or_message(interaction.token, body, who, interaction.user_id)
             elif request.method == "POST" and not token["rest"]:  # a followup
-                self._message(body, who)
+                self._message(body, who, reader=interaction.user_id)
             return
         post = _CHANNEL_POST.fullmatch(request.path)
         if request.method == "POST" and post is not None:
@@ -82,16 +87,18 @@ class Transcript:
             # A card edited with the bot token once the interaction's token has expired.
             self._card_edit("bot (card edited)", body, None)
 
-    def _message(self, body: dict[str, Any], who: str, label: str = "bot") -> None:
+    def _message(self, body: dict[str, Any], who: str, label: str = "bot", reader: str | None = None) -> None:
         """Content and embed descriptions (where the bot puts a link too long for the content)."""
+        locale = "en-US"
         if (body.get("flags") or 0) & EPHEMERAL:
             label = f"bot (only {who} sees this)"
+            locale = self.fake.user_locale(reader) if reader else locale
         parts = [body.get("content")] + [embed.get("description") for embed in body.get("embeds") or []]
-        self.show(label, "\n".join(part for part in parts if part))
+        self.show(label, "\n".join(part for part in parts if part), locale)
 
-    def _card_or_message(self, token: str, body: dict[str, Any], who: str) -> None:
+    def _card_or_message(self, token: str, body: dict[str, Any], who: str, reader: str) -> None:
         if not body.get("embeds"):
-            self._message(body, who)
+            self._message(body, who, reader=reader)
         elif token not in self._cards:
             self._cards[token] = _fields(body)
             self.show("bot (task card)", f"[{body['embeds'][0].get('title', '')}]\n" + _lines(self._cards[token]))
@@ -107,10 +114,14 @@ class Transcript:
             self._cards[token] = fields
         self.show(label, _lines(changed) or "(no visible change)")
 
-    def _as_discord_shows(self, text: str) -> str:
-        """Mentions, timestamps and markdown links the way the Discord client shows them; made-up links marked."""
-        text = re.sub(r"<t:(\d+):R>", lambda m: _relative(int(m.group(1))), text)
-        text = re.sub(r"<t:(\d+):[fF]>", lambda m: time.strftime("%d %B %Y %H:%M UTC", time.gmtime(int(m[1]))), text)
+    def _as_discord_shows(self, text: str, locale: str) -> str:
+        """Mentions, timestamps (in the reader's language, as their client shows them; UTC here) and markdown links
+        the way the Discord client shows them; made-up links marked."""
+        language = locale.replace("-", "_")
+        text = re.sub(r"<t:(\d+):R>", lambda m: format_timedelta(
+            timedelta(seconds=int(m[1]) - time.time()), add_direction=True, locale=language), text)
+        text = re.sub(r"<t:(\d+):[fF]>", lambda m: format_datetime(
+            datetime.fromtimestamp(int(m[1]), UTC), "long", tzinfo=UTC, locale=language), text)
         text = re.sub(r"<@!?(\d+)>", lambda m: "@" + self.names.get(m.group(1), m.group(1)), text)
         text = re.sub(r"\[([^\]]+)\]\((\S+?)\)", r"\1: \2", text).replace("**", "")
         for link in set(self.fake_links()):
@@ -127,9 +138,3 @@ def _fields(body: dict[str, Any]) -> dict[str, str]:
 
 def _lines(fields: dict[str, str]) -> str:
     return "\n".join(f"{name}: {value}" if name else value for name, value in fields.items())
-
-
-def _relative(moment: int) -> str:
-    delta = moment - time.time()
-    span = f"{round(abs(delta) / 3600)} hours" if abs(delta) >= 5400 else f"{round(abs(delta))} seconds"
-    return f"in {span}" if delta >= 0 else f"{span} ago"
