@@ -17,6 +17,9 @@ from bot.validation import Refusal
 log = logging.getLogger(__name__)
 
 UNEXPECTED = _("Something went wrong on the bot's side. It has been logged; please try again in a minute.")
+NOT_A_MEMBER = _("That member is not in this server (any more): choose someone from the list.")
+OPTION_UNUSABLE = _("Discord sent an option the bot could not use: choose it again from the list.")
+SERVERS_ONLY = _("This command works in servers only.")
 
 
 class CheckRefused(app_commands.CheckFailure, Refusal):
@@ -52,10 +55,17 @@ class ErrorHandler(commands.Cog):
             await reply_privately(interaction, f"❌ {original.render(interaction.locale)}")
         elif isinstance(original, Refusal):  # InputError, CheckRefused
             await reply_privately(interaction, f"⚠️ {original.render(interaction.locale)}")
-        elif isinstance(error, app_commands.CheckFailure | app_commands.TransformerError):
-            # discord.py's own wording (a built-in check, or a transformer that could not convert an option, e.g.
-            # a member who left): English whatever the member's language, as discord.py writes it. The checks and
-            # refusals of our own are Refusals, above.
+        elif isinstance(error, app_commands.TransformerError):
+            # Discord sent an option discord.py could not turn into what the command takes: in practice a member
+            # option naming someone who is not (or no longer) in the server.
+            log.info("/%s: option not usable (%s)", interaction.command.qualified_name if interaction.command else "?",
+                     error)
+            message = (NOT_A_MEMBER if error.type is discord.AppCommandOptionType.user else OPTION_UNUSABLE)
+            await reply_privately(interaction, f"⚠️ {t(interaction.locale, message)}")
+        elif isinstance(error, app_commands.NoPrivateMessage):
+            await reply_privately(interaction, f"⚠️ {t(interaction.locale, SERVERS_ONLY)}")
+        elif isinstance(error, app_commands.CheckFailure):
+            # Another of discord.py's built-in checks (ours are Refusals, above): its own English wording.
             await reply_privately(interaction, f"⚠️ {error}")
         else:
             command = interaction.command.qualified_name if interaction.command else "?"

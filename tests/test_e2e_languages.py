@@ -126,6 +126,17 @@ async def test_a_quota_refusal_names_the_limit_in_the_members_language(box: Sand
     assert HANGUL.search(reply["content"])
 
 
+async def test_a_member_option_naming_someone_not_in_the_server(box: Sandbox, bot: UpscaleBot) -> None:
+    """discord.py cannot make a Member of someone outside the server: a short private reply in the admin's
+    language, not discord.py's "Failed to convert ..."."""
+    admin = box.discord.add_member(box.guild_id, "admin", permissions=MANAGE_GUILD)
+    elsewhere = box.discord.add_member(box.discord.add_guild("Another Server"), "stranger")
+    korean = await private(box, "quota", admin, subcommand=["show"], locale="ko", member=elsewhere)
+    assert korean == "⚠️ " + t("ko", "That member is not in this server (any more): choose someone from the list.")
+    english = await private(box, "quota", admin, subcommand=["block"], member=elsewhere)
+    assert english == "⚠️ That member is not in this server (any more): choose someone from the list."
+
+
 async def test_the_quota_log_speaks_each_admins_language(box: Sandbox, bot: UpscaleBot) -> None:
     admin = box.discord.add_member(box.guild_id, "admin", permissions=MANAGE_GUILD)
     said = await private(box, "quota", admin, subcommand=["set"], locale="ko", limit="user_daily_jobs", value=3)
