@@ -21,6 +21,10 @@ import pytest
 
 from tests.postgres import PostgresSource, no_postgres
 
+# On one xdist worker (scripts/test runs --dist loadgroup): the scripts run for ~25 s, and every worker that
+# needed their outputs would otherwise wait for them at once.
+pytestmark = pytest.mark.xdist_group("benchmark-smoke")
+
 BENCHMARKS = Path(__file__).resolve().parent.parent / "benchmarks"
 MACHINE_LINES = ("machine: cpu=", "mode: reduced")
 EXPECTED: dict[str, tuple[str, ...]] = {
