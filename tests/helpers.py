@@ -114,6 +114,20 @@ class DeliveryWatch:
         await asyncio.wait_for(wait(), timeout)
 
 
+async def upscale_to_the_end(box: Sandbox, bot: Any, result: str, user_id: str | None = None,
+                             ) -> tuple[Any, str, dict[str, Any], dict[str, Any]]:
+    """A member's /upscale of a link, completed upstream with `result`; once the notifier has told them, return
+    (the interaction, the upstream id, the channel post that mentions them, their DM)."""
+    user_id = user_id or box.alice_id
+    watch = DeliveryWatch(bot)
+    interaction, task_id = await start_upscale(box, user_id, url="https://example.com/clip.mp4")
+    box.evolink.complete(task_id, result)
+    await watch.told(task_id)
+    [post] = mentions(box, box.channel_id, user_id)
+    [dm] = box.discord.dm_messages(user_id)
+    return interaction, task_id, post, dm
+
+
 def metric(exposition: str, name: str, **labels: str) -> float | None:
     """One sample of a Prometheus text exposition (read with prometheus-client's own parser), None when absent: for
     a bot that runs as its own process, /metrics is the only view of its counters."""

@@ -16,7 +16,7 @@ from bot.client import UpscaleBot
 from bot.i18n import t, translate
 from bot.messages import status_label
 from sandbox.offline import Sandbox
-from tests.helpers import DeliveryWatch, embed_text, mentions, start_upscale, stored_task
+from tests.helpers import embed_text, stored_task, upscale_to_the_end
 
 pytestmark = pytest.mark.backends("sqlite", "postgres")
 
@@ -42,21 +42,9 @@ async def private(box: Sandbox, name: str, user_id: str, *, subcommand: list[str
     return embed_text(ack["data"])
 
 
-async def finish(box: Sandbox, bot: UpscaleBot, user_id: str) -> tuple[Any, str, dict[str, Any], dict[str, Any]]:
-    """Start a job as `user_id`, complete it upstream, wait until the member is told; return the interaction, the
-    upstream id, the channel post and the DM."""
-    watch = DeliveryWatch(bot)
-    interaction, task_id = await start_upscale(box, user_id, url="https://example.com/clip.mp4")
-    box.evolink.complete(task_id, RESULT)
-    await watch.told(task_id)
-    [post] = [m for m in mentions(box, box.channel_id, user_id) if RESULT in m["content"]]
-    [dm] = [m for m in box.discord.dm_messages(user_id) if RESULT in m["content"]]
-    return interaction, task_id, post, dm
-
-
 async def test_a_korean_member_in_an_english_server(box: Sandbox, bot: UpscaleBot, database_url: str) -> None:
     box.discord.set_user_locale(box.alice_id, "ko")
-    interaction, task_id, post, dm = await finish(box, bot, box.alice_id)
+    interaction, task_id, post, dm = await upscale_to_the_end(box, bot, RESULT, box.alice_id)
     row = await stored_task(database_url, task_id)
     assert (row.locale, row.guild_locale) == ("ko", "en-US"), "both languages are kept on the task"
 
@@ -78,7 +66,7 @@ async def test_a_korean_server_gets_korean_posts_and_an_english_member_english_d
         box: Sandbox, bot: UpscaleBot, database_url: str) -> None:
     box.discord.set_guild_locale(box.guild_id, "ko")
     await box.discord.wait_for(lambda: str(bot.get_guild(int(box.guild_id)).preferred_locale) == "ko")
-    interaction, task_id, post, dm = await finish(box, bot, box.bob_id)
+    interaction, task_id, post, dm = await upscale_to_the_end(box, bot, RESULT, box.bob_id)
     row = await stored_task(database_url, task_id)
     assert (row.locale, row.guild_locale) == ("en-US", "ko")
     assert post["content"].startswith(ready_line("ko", f"<@{box.bob_id}> ", row.display_id)), "the post in Korean"
@@ -89,7 +77,7 @@ async def test_a_korean_server_gets_korean_posts_and_an_english_member_english_d
 
 async def test_a_member_whose_language_has_no_catalogue_reads_english(box: Sandbox, bot: UpscaleBot) -> None:
     box.discord.set_user_locale(box.alice_id, "fr")
-    interaction, _, post, dm = await finish(box, bot, box.alice_id)
+    interaction, _, post, dm = await upscale_to_the_end(box, bot, RESULT, box.alice_id)
     assert not HANGUL.search(post["content"])
     assert "Completed" in embed_text(interaction.original)
     assert "is ready" in dm["content"] and not HANGUL.search(dm["content"] + embed_text(interaction.original))

@@ -14,7 +14,7 @@ import pytest
 
 from bot.client import UpscaleBot
 from sandbox.offline import Sandbox
-from tests.helpers import DeliveryWatch, embed_text, mentions, start_upscale
+from tests.helpers import DeliveryWatch, embed_text, mentions, start_upscale, upscale_to_the_end
 
 HEAD = "https://cdn.evolink.ai/results/upscaled.mp4?X-Amz-Credential=abc&X-Amz-Signature="
 
@@ -38,14 +38,8 @@ async def _slash_reply(box: Sandbox, name: str, **options: Any) -> dict[str, Any
 
 @pytest.mark.parametrize("length", [1200, 1990, 2000])
 async def test_a_long_link_reaches_the_member_whole_everywhere(box: Sandbox, bot: UpscaleBot, length: int) -> None:
-    watch = DeliveryWatch(bot)
     url = _link(length)
-    interaction, task_id = await start_upscale(box, url="https://example.com/clip.mp4")
-    box.evolink.complete(task_id, url)
-    await watch.told(task_id)
-
-    [post] = mentions(box, box.channel_id, box.alice_id)
-    [dm] = box.discord.dm_messages(box.alice_id)
+    interaction, task_id, post, dm = await upscale_to_the_end(box, bot, url)
     assert _whole_in(url, post) and _whole_in(url, dm)
     refused = [r for r in box.discord.requests if r.status == 400]
     assert refused == [], f"Discord refused: {[(r.path, r.json) for r in refused][:2]}"
@@ -140,13 +134,8 @@ def _buttons(message: dict[str, Any]) -> list[dict[str, Any]]:
 @pytest.mark.parametrize(("length", "button"), [(80, True), (512, True), (513, False), (1990, False)])
 async def test_the_result_post_keeps_the_link_in_the_text_and_adds_a_button_when_it_fits(
         box: Sandbox, bot: UpscaleBot, length: int, button: bool) -> None:
-    watch = DeliveryWatch(bot)
     url = _link(length)
-    _, task_id = await start_upscale(box, url="https://example.com/clip.mp4")
-    box.evolink.complete(task_id, url)
-    await watch.told(task_id)
-    [post] = mentions(box, box.channel_id, box.alice_id)
-    [dm] = box.discord.dm_messages(box.alice_id)
+    _, _, post, dm = await upscale_to_the_end(box, bot, url)
     for message in (post, dm):
         assert _whole_in(url, message), "the link itself stays in the message (Discord's player preview)"
         expected = [{"type": 2, "style": 5, "label": "Download", "url": url}] if button else []
