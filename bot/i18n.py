@@ -31,8 +31,9 @@ def _(message: str) -> str:
     return message
 
 
+@functools.cache
 def languages() -> tuple[str, ...]:
-    """English, then every language that has a catalogue."""
+    """English, then every language that has a catalogue (read once: catalogues ship with the code)."""
     found = sorted(path.parent.parent.name for path in LOCALES_DIR.glob("*/LC_MESSAGES/messages.po"))
     return (SOURCE_LANGUAGE, *found)
 
