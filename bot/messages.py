@@ -52,7 +52,7 @@ _TASK_ERRORS = {
     "upstream_unreadable": _("the provider's answers about this job could not be read, so the bot stopped "
                              "following it. Please try again later."),
     "bot_restarted": _("the bot restarted while sending your job, before the provider confirmed it. "
-                       "Please run /upscale again."),
+                       "Please start it again."),
 }
 
 

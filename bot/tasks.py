@@ -106,7 +106,7 @@ class TaskService:
                                           {"status": "submitting", "lease_owner": self.lease.owner}) is None:
             log.warning("task %s was taken over before its POST (this process stalled); nothing was sent", task.id)
             raise SubmissionFailed((_("The bot was too busy to start this job, so nothing was sent or charged. "
-                                      "Please run /upscale again."), {}), task)
+                                      "Please start it again."), {}), task)
         try:
             snapshot = await self.evolink.submit(task.source_url, task.scale, self._callback_for(task))
         except EvolinkError as error:

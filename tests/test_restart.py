@@ -58,7 +58,7 @@ async def test_sigkill_during_the_paid_post_resolves_the_row_on_start(
 
     second = bot_process()
     await _started(box, second)
-    post, _ = await wait_told(box, box.alice_id, "/upscale again")
+    post, _ = await wait_told(box, box.alice_id, "Please start it again")
     assert "restarted" in post["content"]
     assert await second.terminate() == 0, second.output()
     row = await stored_task(database_url, user_id=box.alice_id)

@@ -282,7 +282,7 @@ async def test_a_sigkilled_process_s_tasks_are_taken_over_after_the_lease_and_ev
 async def test_a_job_whose_process_dies_mid_post_is_told_interrupted_after_the_window_and_never_posted_again(
         box: Sandbox, world: World, fleet: Fleet, storage: Storage, session: aiohttp.ClientSession) -> None:
     """The row stays the dead process's for EVOLINK_TIMEOUT_SECONDS + LEASE_SECONDS (it might still be sending the
-    POST); then "zero" claims it, marks it failed with the quota released and tells the member to run /upscale
+    POST); then "zero" claims it, marks it failed with the quota released and tells the member to start it
     again. The provider may have the job (here it does): the POST is never sent a second time."""
     zero = await fleet.start(0)
     one = await fleet.start(1)
@@ -299,8 +299,8 @@ async def test_a_job_whose_process_dies_mid_post_is_told_interrupted_after_the_w
     window_end = row.lease_until
     assert window_end is not None and window_end >= row.created_at + EVOLINK_TIMEOUT_SECONDS + LEASE_SECONDS - 0.5
 
-    post, dm = await wait_told(box, world.carol, "/upscale again", world.c1)
-    assert "restarted" in post["content"] and "/upscale again" in dm["content"]
+    post, dm = await wait_told(box, world.carol, "Please start it again", world.c1)
+    assert "restarted" in post["content"] and "Please start it again" in dm["content"]
     row = await stored_task(fleet.database_url, user_id=world.carol)
     assert (row.status, row.error_code, row.quota_state) == ("failed", "bot_restarted", "released"), row
     assert row.finished_at is not None and row.finished_at >= window_end, "not before the POST's window ran out"
