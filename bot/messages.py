@@ -15,6 +15,7 @@ import discord
 from bot.evolink import ErrorKind, EvolinkError
 from bot.i18n import _, t
 from bot.text import CONTENT_MAX, EMBED_DESCRIPTION_MAX, LINK_BUTTON_URL_MAX, clip, fit_embed, fit_lines
+from bot.validation import MAX_VIDEO_BYTES
 from storage import ACTIVE_STATUSES, TaskRecord
 
 RESULT_LIFETIME_SECONDS = 24 * 3600
@@ -228,7 +229,8 @@ def submission_error(error: EvolinkError) -> tuple[str, dict[str, object]]:
             return (_("The bot's upscale account is out of credits. This is not your fault; the bot's operator has "
                       "been told. Please try again later."), {})
         case ErrorKind.TOO_LARGE:
-            return _("That video is too large for the upscale service (the limit is 50 MB)."), {}
+            return (_("That video is too large for the upscale service (the limit is {megabytes} MB)."),
+                    {"megabytes": MAX_VIDEO_BYTES // 1_000_000})
         case ErrorKind.RATE_LIMITED:
             return _("The upscale service is busy right now. Please try again in a minute."), {}
         case ErrorKind.TIMEOUT:
