@@ -11,12 +11,14 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from bot.evolink import ErrorKind, EvolinkError
 from bot.i18n import t
 from bot.messages import (
     RESULT_LINK_MAX,
     failure_reason,
     minimal_outcome,
     outcome_message,
+    submission_error,
     task_card,
     task_line,
     task_list,
@@ -158,3 +160,9 @@ def test_a_job_the_bot_ended_itself_is_explained_in_the_bots_words(locale: str) 
         assert reason == t(locale, expected) and detail not in reason
     unknown = failure_reason(_task(status="failed", error_code="submit_from_the_future", error_message="x"), locale)
     assert unknown == t(locale, "the provider reported: {detail}", detail="x")
+
+
+def test_a_video_too_large_upstream_is_told_the_bots_own_limit() -> None:
+    message, values = submission_error(EvolinkError(ErrorKind.TOO_LARGE, "413"))
+    assert t("en-US", message, **values) == "That video is too large for the upscale service (the limit is 50 MB)."
+    assert "50 MB" in t("ko", message, **values)
