@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import discord
 
 from bot.evolink import ErrorKind, EvolinkError
-from bot.i18n import _, t
+from bot.i18n import Phrase, _, t
 from bot.text import CONTENT_MAX, EMBED_DESCRIPTION_MAX, LINK_BUTTON_URL_MAX, clip, fit_embed, fit_lines
 from bot.validation import MAX_VIDEO_BYTES
 from storage import ACTIVE_STATUSES, TaskRecord
@@ -80,8 +80,7 @@ def failure_reason(task: TaskRecord, locale: object = None) -> str:
         return t(locale, _("the bot could not start this job, so nothing was sent or charged. Please try again."))
     if task.error_code and task.error_code.startswith("submit_") and task.error_code[7:] in set(ErrorKind):
         # The paid POST failed: the member was told at once; the card and /task say it again in their words.
-        message, values = submission_error(EvolinkError(ErrorKind(task.error_code[7:]), task.error_message or ""))
-        return t(locale, message, **values)
+        return submission_error(EvolinkError(ErrorKind(task.error_code[7:]), task.error_message or "")).render(locale)
     if task.error_message:
         return t(locale, _("the provider reported: {detail}"), detail=clip(task.error_message, 200))
     return t(locale, _("the provider reported an error without details."))
@@ -213,34 +212,35 @@ def minimal_outcome(task: TaskRecord, *, mention: bool, locale: object = None) -
     return Outgoing(t(locale, ended, **values))
 
 
-def submission_error(error: EvolinkError) -> tuple[str, dict[str, object]]:
-    """The private reply when the paid POST did not create a task, as a message id and its values (rendered in
-    the member's language by the cog)."""
+def submission_error(error: EvolinkError) -> Phrase:
+    """The private reply when the paid POST did not create a task (rendered in the member's language by the
+    cog, and on the card and /task by failure_reason)."""
     match error.kind:
         case ErrorKind.BAD_REQUEST if error.message:
-            return (_("The upscale service refused this video: {detail}. Check that it is a public .mp4 link and "
-                      "try again."), {"detail": clip(error.message, 150)})
+            return Phrase(_("The upscale service refused this video: {detail}. Check that it is a public .mp4 link "
+                            "and try again."), detail=clip(error.message, 150))
         case ErrorKind.BAD_REQUEST:
-            return _("The upscale service refused this video. Check that it is a public .mp4 link and try again."), {}
+            return Phrase(_("The upscale service refused this video. Check that it is a public .mp4 link and try "
+                            "again."))
         case ErrorKind.AUTH | ErrorKind.FORBIDDEN:
-            return (_("The bot is misconfigured: the upscale service refused its API key. This is not your fault "
-                      "and nothing was charged; the bot's operator has been told."), {})
+            return Phrase(_("The bot is misconfigured: the upscale service refused its API key. This is not your "
+                            "fault and nothing was charged; the bot's operator has been told."))
         case ErrorKind.NO_CREDITS:
-            return (_("The bot's upscale account is out of credits. This is not your fault; the bot's operator has "
-                      "been told. Please try again later."), {})
+            return Phrase(_("The bot's upscale account is out of credits. This is not your fault; the bot's "
+                            "operator has been told. Please try again later."))
         case ErrorKind.TOO_LARGE:
-            return (_("That video is too large for the upscale service (the limit is {megabytes} MB)."),
-                    {"megabytes": MAX_VIDEO_BYTES // 1_000_000})
+            return Phrase(_("That video is too large for the upscale service (the limit is {megabytes} MB)."),
+                          megabytes=MAX_VIDEO_BYTES // 1_000_000)
         case ErrorKind.RATE_LIMITED:
-            return _("The upscale service is busy right now. Please try again in a minute."), {}
+            return Phrase(_("The upscale service is busy right now. Please try again in a minute."))
         case ErrorKind.TIMEOUT:
-            return (_("The upscale service did not answer in time, so the job was not started on our side. Please "
-                      "try again in a few minutes."), {})
+            return Phrase(_("The upscale service did not answer in time, so the job was not started on our side. "
+                            "Please try again in a few minutes."))
         case ErrorKind.SERVER | ErrorKind.CONNECTION:
-            return _("The upscale service is having trouble right now. Please try again in a few minutes."), {}
+            return Phrase(_("The upscale service is having trouble right now. Please try again in a few minutes."))
         case _:
-            return (_("The upscale service gave an answer the bot did not understand. Please try again later; the "
-                      "operator can see the details in the bot's log."), {})
+            return Phrase(_("The upscale service gave an answer the bot did not understand. Please try again later; "
+                            "the operator can see the details in the bot's log."))
 
 
 def task_line(task: TaskRecord, *, with_link: bool = True, locale: object = None) -> str:

@@ -8,7 +8,7 @@ import time
 from collections.abc import Callable
 
 from bot.evolink import ErrorKind, EvolinkClient, EvolinkError, TaskSnapshot
-from bot.i18n import _
+from bot.i18n import Phrase, _
 from bot.lifecycle import Lease, next_status, poll_delay
 from bot.messages import submission_error
 from bot.metrics import Metrics
@@ -26,11 +26,11 @@ MAX_UNREADABLE_POLLS = 20
 
 
 class SubmissionFailed(Refusal):
-    """The paid POST did not create a task (the row is already `failed`): a message id and its values, rendered
-    in the member's language by render(); str() is the English."""
+    """The paid POST did not create a task (the row is already `failed`): why, rendered in the member's language
+    by render(); str() is the English."""
 
-    def __init__(self, reason: tuple[str, dict[str, object]], task: TaskRecord) -> None:
-        super().__init__(reason[0], **reason[1])
+    def __init__(self, reason: Phrase, task: TaskRecord) -> None:
+        super().__init__(reason.message, **reason.values)
         self.task = task
 
 
@@ -105,8 +105,8 @@ class TaskService:
                                                     "next_poll_at": now + self.submit_window},
                                           {"status": "submitting", "lease_owner": self.lease.owner}) is None:
             log.warning("task %s was taken over before its POST (this process stalled); nothing was sent", task.id)
-            raise SubmissionFailed((_("The bot was too busy to start this job, so nothing was sent or charged. "
-                                      "Please start it again."), {}), task)
+            raise SubmissionFailed(Phrase(_("The bot was too busy to start this job, so nothing was sent or "
+                                            "charged. Please start it again.")), task)
         try:
             snapshot = await self.evolink.submit(task.source_url, task.scale, self._callback_for(task))
         except EvolinkError as error:
@@ -209,7 +209,7 @@ class TaskService:
         """A `submitting` row whose process died mid-POST: failed, quota released, the member to be told.
 
         The POST may or may not have reached upstream; we cannot find out (there is no list endpoint), and
-        retrying it could bill twice, so the member is asked to run /upscale again.
+        retrying it could bill twice, so the member is asked to start it again.
         """
         moved = await self._end(task, "failed", "bot_restarted", "interrupted before the provider confirmed the job",
                                 quota_state="released")

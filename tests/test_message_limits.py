@@ -163,6 +163,6 @@ def test_a_job_the_bot_ended_itself_is_explained_in_the_bots_words(locale: str) 
 
 
 def test_a_video_too_large_upstream_is_told_the_bots_own_limit() -> None:
-    message, values = submission_error(EvolinkError(ErrorKind.TOO_LARGE, "413"))
-    assert t("en-US", message, **values) == "That video is too large for the upscale service (the limit is 50 MB)."
-    assert "50 MB" in t("ko", message, **values)
+    reason = submission_error(EvolinkError(ErrorKind.TOO_LARGE, "413"))
+    assert reason.render("en-US") == "That video is too large for the upscale service (the limit is 50 MB)."
+    assert "50 MB" in reason.render("ko")
