@@ -19,6 +19,7 @@ from dataclasses import dataclass
 
 from bot.alerts import OperatorAlerts
 from bot.evolink import CreditBalance, ErrorKind, EvolinkClient, EvolinkError
+from bot.text import figure
 from storage import Storage
 
 log = logging.getLogger(__name__)
@@ -33,11 +34,6 @@ STOP_GRACE_SECONDS = 5.0         # close() lets an alert being posted finish, at
 class Reading:
     balance: CreditBalance
     at: float  # unix time it was read: orders readings across processes
-
-
-def figure(value: float) -> str:
-    """Credits as admins read them: thousands separated, one decimal only when there is one."""
-    return f"{value:,.1f}".removesuffix(".0")
 
 
 def is_low(balance: CreditBalance, below: float) -> bool:

@@ -51,6 +51,11 @@ def one_line(text: str, limit: int) -> str:
     return clip(" ".join(text.split()), limit)
 
 
+def figure(value: float) -> str:
+    """Credits and usage as people read them: thousands separated, one decimal only when there is one."""
+    return f"{value:,.1f}".removesuffix(".0")
+
+
 def fit_lines(lines: Sequence[str], locale: object = None, limit: int = EMBED_DESCRIPTION_MAX) -> str:
     """Join lines while they fit in `limit`, then say (in the reader's language) how many were left out."""
     text = ""

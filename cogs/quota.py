@@ -13,7 +13,7 @@ from discord.ext import commands
 from bot.config import LIMIT_NAMES
 from bot.i18n import _, t
 from bot.quota import MAX_LIMIT_VALUE, MEMBER_LIMITS, EffectiveLimit
-from bot.text import clip, fit_embed, fit_lines
+from bot.text import clip, figure, fit_embed, fit_lines
 from cogs.errors import CheckRefused
 from storage import QuotaLogEntry
 
@@ -68,10 +68,6 @@ def _source(locale: object, limit: EffectiveLimit) -> str:
     if limit.source.startswith("role:"):
         return t(locale, _("from role {role}"), role=f"<@&{limit.source[5:]}>")
     return t(locale, _("server setting")) if limit.source == "server" else t(locale, _("operator default"))
-
-
-def _figure(value: float) -> str:
-    return f"{value:,.1f}".removesuffix(".0")
 
 
 def log_line(locale: object, entry: QuotaLogEntry) -> str:
@@ -140,7 +136,7 @@ class QuotaGroup(app_commands.Group, name=_("quota"), description=_("Limit what 
             limits = await quotas.member_limits(guild_id, [role.id for role in member.roles])
             usage = await quotas.usage(guild_id, member.id)
             lines = [t(locale, _("{label} · `{name}`: **{used}** used of **{value}** ({source})"),
-                       label=limit_label(locale, name), name=name, used=_figure(usage.of(name)),
+                       label=limit_label(locale, name), name=name, used=figure(usage.of(name)),
                        value=_value(locale, limit.value), source=_source(locale, limit))
                      for name, limit in limits.items()]
             blocked = await quotas.blocked(guild_id, member.id)
@@ -228,7 +224,7 @@ class QuotaGroup(app_commands.Group, name=_("quota"), description=_("Limit what 
             return t(locale, BALANCE_UNREAD)
         if balance.unlimited:
             return t(locale, _("**unlimited** credits"))
-        return t(locale, _("**{credits}** credits left"), credits=_figure(balance.remaining or 0.0))
+        return t(locale, _("**{credits}** credits left"), credits=figure(balance.remaining or 0.0))
 
     @app_commands.command(name=_("usage"), description=_("This server's usage this month and today"))
     async def usage(self, interaction: discord.Interaction) -> None:
@@ -236,11 +232,11 @@ class QuotaGroup(app_commands.Group, name=_("quota"), description=_("Limit what 
         report, balance = await asyncio.gather(self.bot.quotas.report(_guild(interaction)),
                                                self._provider_balance(locale))
         top = "\n".join(t(locale, _("{rank}. {member}: {credits} credits, {jobs} job(s)"), rank=i,
-                          member=f"<@{user}>", credits=_figure(credits), jobs=jobs)
+                          member=f"<@{user}>", credits=figure(credits), jobs=jobs)
                         for i, (user, jobs, credits) in enumerate(report["top"], 1)) or t(locale, _("nobody yet"))
         description = "\n".join((
             t(locale, _("This month: **{credits}** credits, **{jobs}** job(s)"),
-              credits=_figure(report["month_credits"]), jobs=report["month_jobs"]),
+              credits=figure(report["month_credits"]), jobs=report["month_jobs"]),
             t(locale, _("Today: **{jobs}** job(s)"), jobs=report["day_jobs"]),
             t(locale, _("Running now: **{jobs}** job(s)"), jobs=report["active_jobs"])))
         embed = discord.Embed(title=t(locale, _("Upscale usage in this server")), description=description)
@@ -283,11 +279,11 @@ class QuotaCog(commands.Cog):
         for name, label, period in _MEMBER_FIGURES:
             limit = limits[name].value
             used = usage.of(name)
-            figures = {"label": t(locale, label), "used": _figure(used)}
+            figures = {"label": t(locale, label), "used": figure(used)}
             if limit is None:
                 lines.append(t(locale, _("{label}: **{used}** (no limit)"), **figures))
                 continue
-            figures.update(left=_figure(max(0.0, limit - used)), limit=f"{limit:,}")
+            figures.update(left=figure(max(0.0, limit - used)), limit=f"{limit:,}")
             if period is None:
                 lines.append(t(locale, _("{label}: **{used}** ({left} left of {limit})"), **figures))
             else:
@@ -298,7 +294,7 @@ class QuotaCog(commands.Cog):
             limit = limits[name].value
             if limit is not None:
                 lines.append(t(locale, _("{label}: {used} of {limit}"), label=t(locale, label),
-                               used=_figure(usage.of(name)), limit=f"{limit:,}"))
+                               used=figure(usage.of(name)), limit=f"{limit:,}"))
         await interaction.response.send_message(
             embed=discord.Embed(title=t(locale, _("Your upscale usage")), description="\n".join(lines)),
             ephemeral=True)
