@@ -114,6 +114,23 @@ class DeliveryWatch:
         await asyncio.wait_for(wait(), timeout)
 
 
+async def start_client(client: Any, token: str) -> Any:
+    """Start a discord.py client against the fake Discord and wait until it is ready (every shard it holds);
+    return its running task, or raise what stopped it."""
+    import asyncio
+
+    task = asyncio.create_task(client.start(token))
+    ready = asyncio.create_task(client.wait_until_ready())
+    done, _ = await asyncio.wait({task, ready}, timeout=10, return_when=asyncio.FIRST_COMPLETED)
+    if ready not in done:
+        ready.cancel()
+        await client.close()
+        if task in done:
+            task.result()  # re-raise why the client stopped
+        raise AssertionError("the client did not become ready")
+    return task
+
+
 async def upscale_to_the_end(box: Sandbox, bot: Any, result: str, user_id: str | None = None,
                              ) -> tuple[Any, str, dict[str, Any], dict[str, Any]]:
     """A member's /upscale of a link, completed upstream with `result`; once the notifier has told them, return

@@ -19,6 +19,7 @@ from discord import app_commands
 from discord.ext import commands
 
 from sandbox.fake_discord import FakeDiscord, FakeInteraction
+from tests.helpers import start_client
 
 MANAGE_GUILD = 1 << 5
 
@@ -142,16 +143,7 @@ def world(fake: FakeDiscord) -> World:
 async def start_bot(fake: FakeDiscord, guild_id: str) -> tuple[FakeTestBot, asyncio.Task[None]]:
     """Start a bot against the fake and wait until it is ready (or raise what stopped it)."""
     bot = FakeTestBot(guild_id)
-    task = asyncio.create_task(bot.start(fake.bot_token))
-    ready = asyncio.create_task(bot.wait_until_ready())
-    done, _ = await asyncio.wait({task, ready}, timeout=10, return_when=asyncio.FIRST_COMPLETED)
-    if ready not in done:
-        ready.cancel()
-        await bot.close()
-        if task in done:
-            task.result()  # re-raise why the bot stopped
-        raise AssertionError("bot did not become ready")
-    return bot, task
+    return bot, await start_client(bot, fake.bot_token)
 
 
 async def stop_bot(bot: FakeTestBot, task: asyncio.Task[None]) -> None:

@@ -21,6 +21,7 @@ from discord import app_commands
 from discord.ext import commands
 
 from sandbox.fake_discord import FakeDiscord, shard_of
+from tests.helpers import start_client
 
 GUILD_MESSAGES, DIRECT_MESSAGES = 1 << 9, 1 << 12
 
@@ -78,20 +79,6 @@ def world(fake: FakeDiscord) -> World:
     return World(g0, c0, g1, c1, alice)
 
 
-async def start(bot: ShardBot, fake: FakeDiscord) -> asyncio.Task[None]:
-    """Start the bot and wait until every shard it holds is ready (or raise what stopped it)."""
-    task = asyncio.create_task(bot.start(fake.bot_token))
-    ready = asyncio.create_task(bot.wait_until_ready())
-    done, _ = await asyncio.wait({task, ready}, timeout=10, return_when=asyncio.FIRST_COMPLETED)
-    if ready not in done:
-        ready.cancel()
-        await bot.close()
-        if task in done:
-            task.result()  # re-raise why the bot stopped
-        raise AssertionError("bot did not become ready")
-    return task
-
-
 async def stop(bot: ShardBot, task: asyncio.Task[None]) -> None:
     await bot.close()
     await asyncio.wait_for(task, 5)
@@ -105,7 +92,7 @@ async def processes(fake: FakeDiscord, world: World,
     started: list[tuple[ShardBot, asyncio.Task[None]]] = []
     try:
         for bot in bots:
-            started.append((bot, await start(bot, fake)))
+            started.append((bot, await start_client(bot, fake.bot_token)))
         await fake.wait_ready(shards=[0, 1])
         yield bots
     finally:
@@ -166,7 +153,7 @@ async def test_shard_count_none_connects_the_recommended_count(monkeypatch: pyte
         channels = [fake.add_channel(g) for g in guilds]
         alice = fake.add_member(guilds[2], "alice")
         bot = ShardBot(shard_count=None, shard_ids=None)
-        task = await start(bot, fake)
+        task = await start_client(bot, fake.bot_token)
         try:
             await fake.wait_ready(shards=[0, 1, 2])
             assert len(fake.find_requests("GET", r"^/gateway/bot$")) == 1
