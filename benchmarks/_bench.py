@@ -95,6 +95,18 @@ def percentile(values: Iterable[float], pct: float) -> float:
     return ordered[min(rank, len(ordered)) - 1]
 
 
+def notify_latencies(seen: dict[str, float], completion: dict[str, float], durations: dict[str, float],
+                     estimated: float) -> tuple[dict[str, float], list[float], list[float], list[float]]:
+    """From a job's end upstream (`completion`) to the bot's channel post and DM (`seen["channel:<id>"]`,
+    `seen["dm:<id>"]`): the channel latency per job, the DM latencies, and the channel latencies of jobs that ended
+    within their estimate and of those that overran it."""
+    channel = {tid: seen[f"channel:{tid}"] - at for tid, at in completion.items() if f"channel:{tid}" in seen}
+    dm = [seen[f"dm:{tid}"] - at for tid, at in completion.items() if f"dm:{tid}" in seen]
+    within = [v for tid, v in channel.items() if durations[tid] <= estimated]
+    over = [v for tid, v in channel.items() if durations[tid] > estimated]
+    return channel, dm, within, over
+
+
 def fmt(value: float, digits: int = 2) -> str:
     if isinstance(value, float) and math.isnan(value):
         return "n/a"

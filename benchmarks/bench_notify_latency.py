@@ -29,7 +29,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _bench import BenchEvolink, bot_env, figure, free_port, header, note, percentile
+from _bench import BenchEvolink, bot_env, figure, free_port, header, note, notify_latencies, percentile
 
 from sandbox.fake_discord import FakeDiscord
 from sandbox.process import BotProcess
@@ -99,10 +99,7 @@ async def run(*, tasks: int, estimated: float, scale: float, poll_min: float, po
             await discord.close()
             await evolink.close()
 
-    channel_lat = {tid: seen[f"channel:{tid}"] - at for tid, at in completion.items() if f"channel:{tid}" in seen}
-    dm_lat = [seen[f"dm:{tid}"] - at for tid, at in completion.items() if f"dm:{tid}" in seen]
-    early = [v for tid, v in channel_lat.items() if durations[tid] <= estimated]
-    late = [v for tid, v in channel_lat.items() if durations[tid] > estimated]
+    channel_lat, dm_lat, early, late = notify_latencies(seen, completion, durations, estimated)
     per_task = sorted(queries.values())
 
     def show(name: str, values: list[float]) -> None:

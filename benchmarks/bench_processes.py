@@ -66,6 +66,7 @@ from _bench import (
     goal,
     header,
     note,
+    notify_latencies,
     percentile,
     proc_cpu_seconds,
     proc_status_kb,
@@ -443,10 +444,7 @@ async def notify_run(count: int, jobs: int, *, scale: float, server: PostgresSer
             await discord.close()
             await evolink.close()
 
-    latency = {tid: seen[f"channel:{tid}"] - at for tid, at in completion.items() if f"channel:{tid}" in seen}
-    dm = [seen[f"dm:{tid}"] - at for tid, at in completion.items() if f"dm:{tid}" in seen]
-    within = [v for tid, v in latency.items() if durations[tid] <= estimated]
-    over = [v for tid, v in latency.items() if durations[tid] > estimated]
+    latency, dm, within, over = notify_latencies(seen, completion, durations, estimated)
     print(f"-- notify latency, {label(count)}: {jobs} jobs, estimated_time {estimated:g} s, real durations "
           f"x{FACTORS[0]}..x{FACTORS[1]}, polling")
     figure("jobs / posted in the channel / told by DM", f"{jobs} / {len(latency)} / {len(dm)}")
