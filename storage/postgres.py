@@ -12,7 +12,7 @@ import asyncpg
 from storage import TaskRecord
 from storage.postgres_copy import PostgresCopy
 from storage.postgres_quotas import PostgresQuotas
-from storage.schema import SCHEDULED_RUNNING, conditional_update, migrations
+from storage.schema import NOT_ENDED, SCHEDULED_RUNNING, conditional_update, migrations
 
 log = logging.getLogger(__name__)
 
@@ -73,7 +73,7 @@ class PostgresStorage(PostgresQuotas, PostgresCopy):
 
     async def count_active(self) -> int:
         return int(await self._pool.fetchval(
-            "SELECT COUNT(*) FROM tasks WHERE status IN ('submitting', 'pending', 'processing')"))
+            f"SELECT COUNT(*) FROM tasks WHERE {NOT_ENDED}"))
 
     async def get_task(self, task_id: int) -> TaskRecord | None:
         return await self._one("SELECT * FROM tasks WHERE id = $1", (task_id,))

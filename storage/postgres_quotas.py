@@ -16,10 +16,9 @@ from typing import Any
 
 import asyncpg
 
-from storage import ACTIVE_STATUSES, NewTask, QuotaLogEntry, QuotaUsage, TaskRecord
-from storage.schema import log_entry, log_params
+from storage import NewTask, QuotaLogEntry, QuotaUsage, TaskRecord
+from storage.schema import NOT_ENDED, log_entry, log_params
 
-_ACTIVE = "status IN ({})".format(", ".join(f"'{s}'" for s in ("submitting", *ACTIVE_STATUSES)))
 _HELD = "quota_state = 'held'"
 
 _COUNTER = ("SELECT COALESCE((SELECT {column} FROM usage_counters WHERE guild_key = COALESCE(:guild::bigint, 0) "
@@ -28,7 +27,7 @@ _COUNTER = ("SELECT COALESCE((SELECT {column} FROM usage_counters WHERE guild_ke
 # forms so the count can use its index (IS NOT DISTINCT FROM cannot).
 _USAGE_SQL = {
     "user_daily_jobs": _COUNTER.format(column="jobs", user=":user::bigint", prefix="d", period="day"),
-    "user_concurrent_jobs": f"SELECT COUNT(*) FROM tasks WHERE {{guild}} AND user_id = :user::bigint AND {_ACTIVE}",
+    "user_concurrent_jobs": f"SELECT COUNT(*) FROM tasks WHERE {{guild}} AND user_id = :user::bigint AND {NOT_ENDED}",
     "user_monthly_credits": _COUNTER.format(column="credits", user=":user::bigint", prefix="m", period="month"),
     "server_daily_jobs": _COUNTER.format(column="jobs", user="0", prefix="d", period="day"),
     "server_monthly_credits": _COUNTER.format(column="credits", user="0", prefix="m", period="month"),
@@ -105,7 +104,7 @@ class PostgresQuotas:
             month_jobs, month_credits, day_jobs = await conn.fetchrow(
                 "SELECT COUNT(*), COALESCE(SUM(credits_charged), 0), COUNT(*) FILTER (WHERE quota_day = $2) "
                 f"FROM tasks WHERE guild_id = $1 AND quota_month = $3 AND {_HELD}", guild_id, day, month)
-            active = await conn.fetchval(f"SELECT COUNT(*) FROM tasks WHERE guild_id = $1 AND {_ACTIVE}", guild_id)
+            active = await conn.fetchval(f"SELECT COUNT(*) FROM tasks WHERE guild_id = $1 AND {NOT_ENDED}", guild_id)
             top = [(int(u), int(j), float(c)) for u, j, c in await conn.fetch(
                 "SELECT user_id, COUNT(*), COALESCE(SUM(credits_charged), 0) FROM tasks "
                 f"WHERE guild_id = $1 AND quota_month = $2 AND {_HELD} "

@@ -12,6 +12,9 @@ from storage import ACTIVE_STATUSES, TASK_COLUMNS, QuotaLogEntry
 
 _MIGRATION_NAME = re.compile(r"^(\d{4})_[a-z0-9_]+\.sql$")
 
+# A task not yet ended: being submitted, or running upstream (it holds a member's concurrent-job slot).
+NOT_ENDED = "status IN ({})".format(", ".join(f"'{status}'" for status in ("submitting", *ACTIVE_STATUSES)))
+
 # A task running upstream with a query scheduled (the rows a callback or a restart may make due sooner).
 SCHEDULED_RUNNING = "status IN ({}) AND next_poll_at IS NOT NULL".format(
     ", ".join(f"'{status}'" for status in ACTIVE_STATUSES))

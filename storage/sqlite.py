@@ -10,7 +10,7 @@ from typing import Any
 import aiosqlite
 
 from storage import TaskRecord
-from storage.schema import SCHEDULED_RUNNING, conditional_update, migrations
+from storage.schema import NOT_ENDED, SCHEDULED_RUNNING, conditional_update, migrations
 from storage.sqlite_copy import SQLiteCopy
 from storage.sqlite_quotas import SQLiteQuotas
 
@@ -62,7 +62,7 @@ class SQLiteStorage(SQLiteQuotas, SQLiteCopy):
 
     async def count_active(self) -> int:
         rows = await self._db.execute_fetchall(
-            "SELECT COUNT(*) FROM tasks WHERE status IN ('submitting', 'pending', 'processing')")
+            f"SELECT COUNT(*) FROM tasks WHERE {NOT_ENDED}")
         return int(rows[0][0])
 
     async def get_task(self, task_id: int) -> TaskRecord | None:

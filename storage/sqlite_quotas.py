@@ -8,10 +8,9 @@ from typing import Any
 
 import aiosqlite
 
-from storage import ACTIVE_STATUSES, NewTask, QuotaLogEntry, QuotaUsage, TaskRecord
-from storage.schema import log_entry, log_params
+from storage import NewTask, QuotaLogEntry, QuotaUsage, TaskRecord
+from storage.schema import NOT_ENDED, log_entry, log_params
 
-_ACTIVE = "status IN ({})".format(", ".join(f"'{s}'" for s in ("submitting", *ACTIVE_STATUSES)))
 _HELD = "quota_state = 'held'"
 
 # Each limit as (usage expression, scope): the same SQL serves the atomic check and the usage report.
@@ -22,7 +21,7 @@ _COUNTER = ("SELECT IFNULL((SELECT {column} FROM usage_counters WHERE guild_key 
 # the number of tasks.
 _USAGE_SQL = {
     "user_daily_jobs": _COUNTER.format(column="jobs", user=":user", prefix="d", period="day"),
-    "user_concurrent_jobs": f"SELECT COUNT(*) FROM tasks WHERE guild_id IS :guild AND user_id = :user AND {_ACTIVE}",
+    "user_concurrent_jobs": f"SELECT COUNT(*) FROM tasks WHERE guild_id IS :guild AND user_id = :user AND {NOT_ENDED}",
     "user_monthly_credits": _COUNTER.format(column="credits", user=":user", prefix="m", period="month"),
     "server_daily_jobs": _COUNTER.format(column="jobs", user="0", prefix="d", period="day"),
     "server_monthly_credits": _COUNTER.format(column="credits", user="0", prefix="m", period="month"),
@@ -70,7 +69,7 @@ class SQLiteQuotas:
             "COALESCE(SUM(quota_day = :day), 0) FROM tasks "
             f"WHERE guild_id IS :guild AND quota_month = :month AND {_HELD}", params) as cur:
             month_jobs, month_credits, day_jobs = await cur.fetchone()  # type: ignore[misc]
-        async with self._db.execute(f"SELECT COUNT(*) FROM tasks WHERE guild_id IS :guild AND {_ACTIVE}",
+        async with self._db.execute(f"SELECT COUNT(*) FROM tasks WHERE guild_id IS :guild AND {NOT_ENDED}",
                                     params) as cur:
             (active,) = await cur.fetchone()  # type: ignore[misc]
         async with self._db.execute(
