@@ -200,8 +200,7 @@ class UpscaleBot(commands.AutoShardedBot):
                                  lease=lease)
         self.poller = TaskPoller(self.storage, self.tasks, self.notifier, self.evolink, metrics=self.metrics,
                                  concurrency=settings.poll_concurrency, idle_wait=settings.poll_max_seconds,
-                                 slack=min(1.0, settings.poll_min_seconds / 5), lease=lease,
-                                 on_takeover=self.metrics.lease_taken_over)
+                                 slack=min(1.0, settings.poll_min_seconds / 5), lease=lease)
         for name in EXTENSIONS:
             await self.load_extension(name)
         await self._open_http_listener()

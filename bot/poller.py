@@ -26,8 +26,7 @@ log = logging.getLogger(__name__)
 class TaskPoller:
     def __init__(self, storage: Storage, service: TaskService, notifier: Notifier, evolink: EvolinkClient, *,
                  concurrency: int, idle_wait: float, slack: float = 0.0, metrics: Metrics | None = None,
-                 clock: Callable[[], float] = time.time, lease: Lease | None = None,
-                 on_takeover: Callable[[int], None] = lambda count: None) -> None:
+                 clock: Callable[[], float] = time.time, lease: Lease | None = None) -> None:
         self.storage = storage
         self.service = service
         self.notifier = notifier
@@ -41,7 +40,6 @@ class TaskPoller:
         self.metrics = metrics or Metrics()
         self.last_run_at: float | None = None  # when a scan last ended without an error (/healthz: poller alive?)
         self.lease = lease or Lease()
-        self._on_takeover = on_takeover
         self._wake = asyncio.Event()
         self._in_flight: dict[int, asyncio.Task[None]] = {}
         self._loop_task: asyncio.Task[None] | None = None
@@ -102,7 +100,7 @@ class TaskPoller:
                                                        exclude=tuple(self._in_flight))
         if taken_over:
             log.info("took over %d task(s) from a process whose lease ran out", taken_over)
-            self._on_takeover(taken_over)
+            self.metrics.lease_taken_over(taken_over)
         for record in due:
             if record.next_poll_at is not None:
                 self.metrics.poll_lagged(now - record.next_poll_at)
