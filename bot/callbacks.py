@@ -1,4 +1,4 @@
-"""Evolink callbacks (CALLBACK_URL): the request handler, and CallbackReceiver, a listener serving only it.
+"""Evolink callbacks (CALLBACK_URL): the request handler, served on the bot's HTTP listener.
 
 Callbacks are unsigned, so one is only a hint: a POST to `<anything>/<task number>/<token>` whose token
 matches the task makes the task due now, and the poller's own query decides what happened. The body is not
@@ -56,31 +56,3 @@ class CallbackHints:
             self._warned_at = now
             log.warning("refused a callback for %s (%d refused so far)", what, self.rejected)
         return web.Response(status=404)
-
-
-class CallbackReceiver:
-    """A listener serving the callback path alone (tests and tools; the bot uses HttpListener with all routes)."""
-
-    def __init__(self, tasks: TaskService, host: str, port: int) -> None:
-        from bot.listener import HttpListener  # it imports this module
-
-        self.hints = CallbackHints(tasks)
-        self._listener = HttpListener(host, port, callbacks=self.hints)
-
-    @property
-    def port(self) -> int:
-        return self._listener.port
-
-    @property
-    def accepted(self) -> int:
-        return self.hints.accepted
-
-    @property
-    def rejected(self) -> int:
-        return self.hints.rejected
-
-    async def start(self) -> None:
-        await self._listener.start()
-
-    async def close(self) -> None:
-        await self._listener.close()

@@ -9,9 +9,10 @@ from dataclasses import replace
 import aiohttp
 import pytest
 
-from bot.callbacks import CallbackReceiver
+from bot.callbacks import CallbackHints
 from bot.config import LIMIT_NAMES
 from bot.evolink import EvolinkClient
+from bot.listener import HttpListener
 from bot.quota import QuotaService
 from bot.tasks import TaskService
 from bot.validation import VideoSource
@@ -167,7 +168,8 @@ async def test_errors_back_off_as_usual_with_callbacks_on(parts: Parts) -> None:
 async def test_the_listener_answers_by_path_and_token(parts: Parts, path: str, status: int) -> None:
     service = parts.service()
     task = await _submit(service)
-    receiver = CallbackReceiver(service, "127.0.0.1", 0)
+    hints = CallbackHints(service)
+    receiver = HttpListener("127.0.0.1", 0, callbacks=hints)
     await receiver.start()
     try:
         url = f"http://127.0.0.1:{receiver.port}" + path.format(id=task.id, token=task.callback_token)
@@ -176,7 +178,7 @@ async def test_the_listener_answers_by_path_and_token(parts: Parts, path: str, s
             assert task.callback_token not in await response.text()
         row = await parts.storage.get_task(task.id)
         assert row is not None and (row.next_poll_at <= time.time()) == (status == 204)  # type: ignore[operator]
-        assert (receiver.accepted, receiver.rejected) == ((1, 0) if status == 204 else (0, 1))
+        assert (hints.accepted, hints.rejected) == ((1, 0) if status == 204 else (0, 1))
     finally:
         await receiver.close()
 
@@ -184,7 +186,8 @@ async def test_the_listener_answers_by_path_and_token(parts: Parts, path: str, s
 async def test_the_listener_refuses_a_get_and_ignores_a_huge_body(parts: Parts) -> None:
     service = parts.service()
     task = await _submit(service)
-    receiver = CallbackReceiver(service, "127.0.0.1", 0)
+    hints = CallbackHints(service)
+    receiver = HttpListener("127.0.0.1", 0, callbacks=hints)
     await receiver.start()
     try:
         url = f"http://127.0.0.1:{receiver.port}/evolink/{task.id}/{task.callback_token}"
